@@ -1,0 +1,178 @@
+namespace Gateway.Routing;
+
+public sealed partial class MessageQueue
+{
+    private void DispatchLocked(long now, ref List<GatewayMessage>? dead)
+    {
+        var count = _consumers.Count;
+        while (count > 0 && ReadyCountLocked > 0)
+        {
+            QueueConsumer? target = null;
+            for (var i = 0; i < count; i++)
+            {
+                var index = (_nextConsumer + i) % count;
+                if (_consumers[index].HasCredit)
+                {
+                    target = _consumers[index];
+                    _nextConsumer = (index + 1) % count;
+                    break;
+                }
+            }
+
+            if (target is null)
+            {
+                break;
+            }
+
+            ExpireHeadLocked(now, ref dead);
+            if (ReadyCountLocked == 0)
+            {
+                break;
+            }
+
+            var entry = DequeueHeadLocked();
+            target.DeliverLocked(entry);
+            _delivered++;
+            if (target.AutoAck)
+            {
+                _acknowledged++;
+            }
+        }
+
+        SignalFlowLocked(force: false);
+    }
+
+    private QueueEntry DequeueHeadLocked()
+    {
+        var entry = _requeued.Count > 0 ? _requeued.Dequeue() : _ready.Pop();
+        _readyBytes -= entry.Message.Body.Length;
+        return entry;
+    }
+
+    private QueueEntry PeekHeadLocked() => _requeued.TryPeek(out var requeued, out _) ? requeued : _ready.PeekRef();
+
+    // Like RabbitMQ, only the head expires eagerly; a message behind a longer-lived one goes
+    // when it reaches the head. With a queue-wide TTL the order is the expiry order anyway.
+    private void ExpireHeadLocked(long now, ref List<GatewayMessage>? dead)
+    {
+        if (!_expiring)
+        {
+            return;
+        }
+
+        while (ReadyCountLocked > 0 && PeekHeadLocked().ExpiresAt <= now)
+        {
+            var entry = DequeueHeadLocked();
+            _expired++;
+            AddDeadLetterLocked(entry.Message, "expired", ref dead);
+        }
+    }
+
+    private bool WouldOverflowLocked(int bodyLength) =>
+        (Arguments.MaxLength is { } maxLength && ReadyCountLocked >= maxLength) ||
+        (Arguments.MaxLengthBytes is { } maxBytes && _readyBytes + bodyLength > maxBytes);
+
+    private void DropHeadOverLimitLocked(ref List<GatewayMessage>? dead)
+    {
+        while (ReadyCountLocked > 0 &&
+            ((Arguments.MaxLength is { } maxLength && ReadyCountLocked > maxLength) ||
+             (Arguments.MaxLengthBytes is { } maxBytes && _readyBytes > maxBytes)))
+        {
+            var entry = DequeueHeadLocked();
+            _droppedMaxLength++;
+            AddDeadLetterLocked(entry.Message, "maxlen", ref dead);
+        }
+    }
+
+    private void SettleOneLocked(QueueEntry entry, Settlement settlement, ref List<GatewayMessage>? dead)
+    {
+        switch (settlement)
+        {
+            case Settlement.Ack:
+                _acknowledged++;
+                break;
+            case Settlement.Requeue:
+                RequeueLocked(entry with { Redelivered = true });
+                break;
+            case Settlement.DeadLetter:
+                _acknowledged++;
+                AddDeadLetterLocked(entry.Message, "rejected", ref dead);
+                break;
+        }
+    }
+
+    private void RequeueLocked(QueueEntry entry)
+    {
+        _requeued.Enqueue(entry, entry.Seq);
+        _readyBytes += entry.Message.Body.Length;
+    }
+
+    private long ExpiryFor(GatewayMessage message, long now)
+    {
+        var ttl = Arguments.MessageTtl;
+        if (message.Properties.Expiration is { } expiration && (ttl is null || expiration < ttl))
+        {
+            ttl = expiration;
+        }
+
+        if (ttl is not { } value)
+        {
+            return QueueEntry.Never;
+        }
+
+        var ticks = (long)(value.TotalSeconds * _time.TimestampFrequency);
+        return ticks >= long.MaxValue - now ? QueueEntry.Never - 1 : now + ticks;
+    }
+
+    private void SignalFlowLocked(bool force)
+    {
+        if (_flowWaiter is not null && (force || ReadyCountLocked <= Options.FlowLimit / 2))
+        {
+            _flowWaiter.TrySetResult();
+            _flowWaiter = null;
+        }
+    }
+
+    // https://www.rabbitmq.com/docs/dlx: the message is republished to the dead-letter exchange
+    // with its original key (or x-dead-letter-routing-key), and x-first-death-* headers say why.
+    private void AddDeadLetterLocked(GatewayMessage message, string reason, ref List<GatewayMessage>? dead)
+    {
+        if (Arguments.DeadLetterExchange is not { } exchange)
+        {
+            return;
+        }
+
+        var original = message.Properties.Headers;
+        if (original is not null && original.TryGetValue("x-first-death-queue", out var firstQueue) &&
+            firstQueue as string == Name && reason != "rejected")
+        {
+            // A dead-letter cycle back to this queue with no rejection in it: drop, as RabbitMQ does.
+            return;
+        }
+
+        var headers = original is null ? new Dictionary<string, object?>(3) : new Dictionary<string, object?>(original);
+        headers.TryAdd("x-first-death-reason", reason);
+        headers.TryAdd("x-first-death-queue", Name);
+        headers.TryAdd("x-first-death-exchange", message.Exchange);
+        headers["x-last-death-reason"] = reason;
+        headers["x-last-death-queue"] = Name;
+
+        // The expiration applied here already; a dead-lettered copy must not expire again for it.
+        var properties = message.Properties with { Headers = headers, Expiration = null };
+        _deadLettered++;
+        (dead ??= []).Add(message.Readdress(exchange, Arguments.DeadLetterRoutingKey ?? message.RoutingKey, properties));
+    }
+
+    private void PublishDeadLetters(List<GatewayMessage>? dead)
+    {
+        if (dead is null)
+        {
+            return;
+        }
+
+        foreach (var message in dead)
+        {
+            _router.Route(message);
+        }
+    }
+}

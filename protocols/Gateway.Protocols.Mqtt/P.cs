@@ -1,0 +1,1 @@
+namespace Gateway.Protocols.Mqtt; internal static class Placeholder { }
