@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using System.Net;
+using System.Reflection;
+using Gateway.Protocols.Mqtt;
+using Gateway.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Host;
+
+/// <summary>Composes the gateway: configuration, services, listeners and HTTP endpoints.</summary>
+public static class GatewayApplication
+{
+    /// <summary>Builds the gateway. <paramref name="configure"/> lets tests add configuration or services.</summary>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var startedAt = Stopwatch.GetTimestamp();
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+
+        // ARCHITECTURE.md: appsettings.json next to the binary, then /etc/gateway/gateway.json,
+        // then GATEWAY_ environment variables (GATEWAY_Mqtt__Port=1884), then the command line
+        // (--Mqtt:Port=1884). Later sources win.
+        builder.Configuration.Sources.Clear();
+        builder.Configuration
+            .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: true, reloadOnChange: false)
+            .AddJsonFile("/etc/gateway/gateway.json", optional: true, reloadOnChange: false)
+            .AddEnvironmentVariables("GATEWAY_")
+            .AddCommandLine(args);
+        builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+
+        builder.Services.AddSystemd();
+        builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+        builder.Services.AddOptions<HttpOptions>().Bind(builder.Configuration.GetSection(HttpOptions.Section)).ValidateOnStart();
+        builder.Services.AddOptions<StorageOptions>().Bind(builder.Configuration.GetSection(StorageOptions.Section)).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<HttpOptions>, HttpOptionsValidator>();
+        builder.Services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
+        builder.Services.AddSingleton<BindAddressValidator>();
+        builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
+        builder.Services.AddSingleton<IValidateOptions<MqttOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
+        builder.Services.AddSingleton(sp => new MessageRouter(sp.GetService<TimeProvider>()));
+        builder.Services.AddSingleton<IMessageRouter>(sp => sp.GetRequiredService<MessageRouter>());
+        builder.Services.AddSingleton<GatewayEndpoints>();
+        builder.Services.AddHostedService<DataDirectoryService>();
+        builder.Services.AddGatewayMqtt(builder.Configuration);
+
+        builder.WebHost.ConfigureKestrel((context, kestrel) =>
+        {
+            var services = kestrel.ApplicationServices;
+            var endpoints = services.GetRequiredService<GatewayEndpoints>();
+            var mqtt = services.GetRequiredService<IOptions<MqttOptions>>().Value;
+            var http = services.GetRequiredService<IOptions<HttpOptions>>().Value;
+            if (mqtt.Port >= 0)
+            {
+                kestrel.Listen(IPAddress.Parse(mqtt.BindAddress), mqtt.Port, listen =>
+                {
+                    listen.UseGatewayMqtt();
+                    endpoints.Add("mqtt", listen);
+                });
+            }
+
+            kestrel.Listen(IPAddress.Parse(http.BindAddress), http.Port, listen => endpoints.Add("http", listen));
+            kestrel.AddServerHeader = false;
+        });
+
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        MapEndpoints(app);
+        app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
+        app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
+        return app;
+    }
+
+    private static void MapEndpoints(WebApplication app)
+    {
+        var mqtt = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
+        app.UseWebSockets();
+        if (!string.IsNullOrEmpty(mqtt.WebSocketPath))
+        {
+            app.MapGatewayMqtt(mqtt.WebSocketPath);
+        }
+
+        app.MapGet("/healthz", (MqttAdapter adapter) =>
+            adapter.Server.IsStarted
+                ? Results.Text("ok\n", "text/plain")
+                : Results.Text("starting\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable));
+    }
+
+    private static void OnStarted(WebApplication app, long startedAt)
+    {
+        if (!app.Logger.IsEnabled(LogLevel.Information))
+        {
+            return;
+        }
+
+        var endpoints = app.Services.GetRequiredService<GatewayEndpoints>();
+        var storage = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
+        var mqtt = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
+        var version = typeof(GatewayApplication).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
+        var mqttEndpoint = endpoints.Has("mqtt") ? endpoints.Describe("mqtt") : "off";
+        var webSocketPath = string.IsNullOrEmpty(mqtt.WebSocketPath) ? "(off)" : mqtt.WebSocketPath;
+        var dataDirectory = Path.GetFullPath(storage.DataDirectory);
+        var startupMs = (long)Stopwatch.GetElapsedTime(startedAt).TotalMilliseconds;
+        var httpEndpoint = endpoints.Describe("http");
+        HostLog.Started(app.Logger, version, mqttEndpoint, httpEndpoint, webSocketPath, dataDirectory, startupMs);
+    }
+}

@@ -1,0 +1,50 @@
+using System.ComponentModel.DataAnnotations;
+using System.Net;
+using Gateway.Protocols.Mqtt;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Host;
+
+/// <summary>The <c>Http</c> section: dashboard, API, metrics, health and WebSocket endpoints.</summary>
+public sealed class HttpOptions
+{
+    public const string Section = "Http";
+
+    [Range(0, 65535, ErrorMessage = "Http:Port must be between 0 and 65535")]
+    public int Port { get; set; } = 15672;
+
+    [Required(ErrorMessage = "Http:BindAddress is required")]
+    public string BindAddress { get; set; } = "0.0.0.0";
+}
+
+/// <summary>The <c>Storage</c> section.</summary>
+public sealed class StorageOptions
+{
+    public const string Section = "Storage";
+
+    [Required(ErrorMessage = "Storage:DataDirectory is required")]
+    public string DataDirectory { get; set; } = "./data";
+}
+
+[OptionsValidator]
+internal sealed partial class HttpOptionsValidator : IValidateOptions<HttpOptions>
+{
+}
+
+[OptionsValidator]
+internal sealed partial class StorageOptionsValidator : IValidateOptions<StorageOptions>
+{
+}
+
+/// <summary>Listener addresses must parse; the message names the key.</summary>
+internal sealed class BindAddressValidator : IValidateOptions<HttpOptions>, IValidateOptions<MqttOptions>
+{
+    public ValidateOptionsResult Validate(string? name, HttpOptions options) => Check("Http:BindAddress", options.BindAddress);
+
+    public ValidateOptionsResult Validate(string? name, MqttOptions options) => Check("Mqtt:BindAddress", options.BindAddress);
+
+    private static ValidateOptionsResult Check(string key, string? value) =>
+        value is null || IPAddress.TryParse(value, out _)
+            ? ValidateOptionsResult.Success
+            : ValidateOptionsResult.Fail($"{key} '{value}' is not an IP address (use 0.0.0.0 for all interfaces, 127.0.0.1 for loopback)");
+}

@@ -1,0 +1,78 @@
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MQTTnet.AspNetCore;
+
+namespace Gateway.Protocols.Mqtt;
+
+/// <summary>
+/// The connection handler Kestrel runs for every MQTT connection (TCP and WebSocket): enforces
+/// the packet size limit and the CONNECT timeout, then hands the connection to MQTTnet.
+/// </summary>
+internal sealed class GatewayMqttConnectionHandler(
+    MqttConnectionHandler mqttnet,
+    IOptions<MqttOptions> options,
+    ILogger<GatewayMqttConnectionHandler> logger) : ConnectionHandler
+{
+    private readonly MqttOptions _options = options.Value;
+    private readonly ILogger _logger = logger;
+
+    public override async Task OnConnectedAsync(ConnectionContext connection)
+    {
+        var guard = new MqttPacketGuard(connection.Transport, _options.MaxPacketSize);
+        using var connectTimer = new CancellationTokenSource(_options.ConnectTimeout);
+        await using var registration = connectTimer.Token.UnsafeRegister(
+            static state =>
+            {
+                var (self, guard, connection) = ((GatewayMqttConnectionHandler, MqttPacketGuard, ConnectionContext))state!;
+                if (!guard.ConnectReceived)
+                {
+                    MqttLog.ConnectTimeout(self._logger, connection.ConnectionId, connection.RemoteEndPoint, self._options.ConnectTimeout);
+                    connection.Abort(new ConnectionAbortedException("No CONNECT packet in time"));
+                }
+            },
+            (this, guard, connection));
+
+        try
+        {
+            await mqttnet.OnConnectedAsync(new GuardedConnectionContext(connection, guard));
+        }
+        finally
+        {
+            await RefuseIfViolatedAsync(connection, guard);
+        }
+    }
+
+    private async Task RefuseIfViolatedAsync(ConnectionContext connection, MqttPacketGuard guard)
+    {
+        if (guard.Violation == GuardViolation.None)
+        {
+            return;
+        }
+
+        var remote = connection.RemoteEndPoint;
+        if (guard.Violation == GuardViolation.TooLarge)
+        {
+            MqttLog.PacketTooLarge(_logger, connection.ConnectionId, remote, guard.ViolatingLength, _options.MaxPacketSize);
+        }
+        else
+        {
+            MqttLog.MalformedLength(_logger, connection.ConnectionId, remote);
+        }
+
+        if (guard.RefusalPacket() is { } packet)
+        {
+            try
+            {
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await guard.RawOutput.WriteAsync(packet, timeout.Token);
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException or InvalidOperationException or ConnectionResetException)
+            {
+                // The peer is gone already; nothing more to tell it.
+            }
+        }
+
+        await guard.RawOutput.CompleteAsync();
+    }
+}

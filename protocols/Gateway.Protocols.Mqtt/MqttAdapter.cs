@@ -1,0 +1,226 @@
+using System.Collections;
+using Gateway.Routing;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using MQTTnet.AspNetCore;
+using MQTTnet.Protocol;
+using MQTTnet.Server;
+
+namespace Gateway.Protocols.Mqtt;
+
+/// <summary>
+/// Bridges MQTTnet's server to the router. Every MQTT publish is taken out of MQTTnet's own
+/// dispatch and routed to <c>amq.topic</c>; MQTT subscriptions are bindings from
+/// <c>amq.topic</c> to one adapter queue, so a message reaches the adapter once however many
+/// MQTT clients want it. The adapter injects each delivery back into MQTTnet, which fans it
+/// out to the matching sessions with their QoS, retain-as-published and no-local options.
+/// </summary>
+public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
+{
+    /// <summary>The adapter's own queue; internal, so named outside the user namespace.</summary>
+    public const string DeliveryQueue = "gateway.mqtt.deliveries";
+
+    private const int DeliveryBuffer = 4096;
+    private const int DeliveryFlowLimit = 16_384;
+
+    // Marks messages the adapter injects, so the publish interceptor lets them through.
+    private readonly IDictionary _injected = new Hashtable(0);
+    private readonly MessageRouter _router;
+    private readonly ILogger<MqttAdapter> _logger;
+    private readonly MqttOptions _options;
+    private readonly SubscriptionBindings _subscriptions;
+    private readonly CancellationTokenSource _stopping = new();
+    private QueueConsumer? _consumer;
+    private Task _pump = Task.CompletedTask;
+    private Task? _shutdown;
+
+    public MqttAdapter(
+        MessageRouter router,
+        MqttConnectionHandler connectionHandler,
+        IOptions<MqttOptions> options,
+        ILoggerFactory loggerFactory,
+        IHostApplicationLifetime lifetime)
+    {
+        _router = router;
+        _logger = loggerFactory.CreateLogger<MqttAdapter>();
+        _options = options.Value;
+        var serverOptions = new MqttServerOptionsBuilder()
+            .WithPersistentSessions()
+            .WithMaxPendingMessagesPerClient(_options.MaxPendingMessagesPerClient)
+            .WithPendingMessagesOverflowStrategy(MQTTnet.Server.MqttPendingMessagesOverflowStrategy.DropOldestQueuedMessage)
+            .Build();
+        Server = new MqttServerFactory().CreateMqttServer(serverOptions, [connectionHandler], new MqttNetLoggerBridge(loggerFactory));
+        _subscriptions = new SubscriptionBindings(router, _logger);
+        Server.ValidatingConnectionAsync += OnValidatingConnectionAsync;
+        Server.InterceptingPublishAsync += OnInterceptingPublishAsync;
+        Server.ClientSubscribedTopicAsync += e => _subscriptions.AddAsync(e.ClientId, e.TopicFilter.Topic);
+        Server.ClientUnsubscribedTopicAsync += e => _subscriptions.RemoveAsync(e.ClientId, e.TopicFilter);
+        Server.SessionDeletedAsync += e => _subscriptions.RemoveClientAsync(e.Id);
+
+        // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
+        // wait for long-lived connections.
+        lifetime.ApplicationStopping.Register(() => _shutdown ??= ShutdownAsync());
+    }
+
+    /// <summary>The MQTTnet server (sessions, retained messages, clients).</summary>
+    public MqttServer Server { get; }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var queue = _router.DeclareQueue(DeliveryQueue, new QueueOptions { FlowLimit = DeliveryFlowLimit });
+        _subscriptions.Queue = queue.Name;
+        _consumer = queue.AddConsumer(new ConsumerOptions { AutoAck = true, Prefetch = DeliveryBuffer, Tag = "mqtt" });
+        await Server.StartAsync();
+        _pump = Task.Run(() => PumpAsync(_consumer, _stopping.Token), CancellationToken.None);
+        MqttLog.Started(_logger, _options.MaxPacketSize);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _shutdown ??= ShutdownAsync();
+        await _shutdown.WaitAsync(cancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _shutdown ??= ShutdownAsync();
+        await _shutdown;
+        Server.Dispose();
+        _stopping.Dispose();
+    }
+
+    private async Task ShutdownAsync()
+    {
+        // Deliver what is already routed to MQTT subscribers, then disconnect everyone.
+        var remaining = _router.TryGetQueue(DeliveryQueue, out var queue) ? queue.ReadyCount : 0;
+        MqttLog.Stopping(_logger, remaining);
+        _consumer?.Dispose();
+        await _stopping.CancelAsync();
+        try
+        {
+            await _pump;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        if (Server.IsStarted)
+        {
+            await Server.StopAsync(new MqttServerStopOptions
+            {
+                DefaultClientDisconnectOptions = new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.ServerShuttingDown },
+            });
+        }
+    }
+
+    // MQTT 3.1.1 section 3.1.3.1 and 5.0 section 3.1.3.1: a client may leave its id empty and
+    // have the server assign one (3.1.1: only with a clean session). MQTTnet assigns ids for
+    // MQTT 5 only, so for 3.1.1 the id is set on the CONNECT packet before MQTTnet checks it.
+    private static Task OnValidatingConnectionAsync(ValidatingConnectionEventArgs e)
+    {
+        if (!string.IsNullOrEmpty(e.ClientId))
+        {
+            return Task.CompletedTask;
+        }
+
+        var assigned = "gw-" + Guid.NewGuid().ToString("N");
+        switch (e.ProtocolVersion)
+        {
+            case MQTTnet.Formatter.MqttProtocolVersion.V500:
+                e.AssignedClientIdentifier = assigned;
+                break;
+            case MQTTnet.Formatter.MqttProtocolVersion.V311 when e.CleanSession != false:
+                ConnectPacket(e).ClientId = assigned;
+                break;
+            default:
+                e.ReasonCode = MqttConnectReasonCode.ClientIdentifierNotValid;
+                break;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    // MQTTnet keeps the CONNECT packet private; its version is pinned centrally and the
+    // empty-client-id tests fail loudly if this field ever moves.
+    [System.Runtime.CompilerServices.UnsafeAccessor(System.Runtime.CompilerServices.UnsafeAccessorKind.Field, Name = "_connectPacket")]
+    private static extern ref MQTTnet.Packets.MqttConnectPacket ConnectPacket(ValidatingConnectionEventArgs e);
+
+    private async Task OnInterceptingPublishAsync(InterceptingPublishEventArgs e)
+    {
+        if (ReferenceEquals(e.SessionItems, _injected))
+        {
+            return; // our own delivery: MQTTnet fans it out to its sessions
+        }
+
+        e.ProcessPublish = false;
+        var application = e.ApplicationMessage;
+        try
+        {
+            var message = MqttMessageMapper.ToGateway(application, e.ClientId, e.UserName);
+            if (application.Retain)
+            {
+                // The retained store must hold it even when nobody is subscribed right now.
+                await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
+            }
+
+            var result = await _router.PublishAsync(message, e.CancellationToken);
+            e.Response.ReasonCode = result.Status switch
+            {
+                RouteStatus.Rejected => MqttPubAckReasonCode.QuotaExceeded,
+                RouteStatus.Unroutable => MqttPubAckReasonCode.NoMatchingSubscribers,
+                _ => MqttPubAckReasonCode.Success,
+            };
+        }
+        catch (OperationCanceledException) when (e.CancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            MqttLog.PublishFailed(_logger, application.Topic, e.ClientId, ex);
+            e.Response.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
+        }
+    }
+
+    private async Task PumpAsync(QueueConsumer consumer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await consumer.WaitToReadAsync(cancellationToken))
+            {
+                while (consumer.TryRead(out var delivery))
+                {
+                    await InjectAsync(delivery.Message, cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+
+        // Stopping: hand over what had already been taken from the queue.
+        while (consumer.TryRead(out var delivery))
+        {
+            await InjectAsync(delivery.Message, CancellationToken.None);
+        }
+    }
+
+    private async Task InjectAsync(GatewayMessage message, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var injected = new InjectedMqttApplicationMessage(MqttMessageMapper.ToMqtt(message))
+            {
+                CustomSessionItems = _injected,
+                SenderClientId = message.Origin.Protocol == MqttMessageMapper.Protocol ? message.Origin.ConnectionId ?? string.Empty : string.Empty,
+                SenderUserName = message.Origin.User,
+            };
+            await Server.InjectApplicationMessage(injected, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            MqttLog.DeliveryFailed(_logger, message.RoutingKey, ex);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Protocols.Mqtt;
+
+/// <summary>MQTT adapter log events: ids 1000-1099.</summary>
+internal static partial class MqttLog
+{
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "MQTT adapter started: max packet size {MaxPacketSize} bytes")]
+    public static partial void Started(ILogger logger, int maxPacketSize);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Warning, Message = "MQTT connection {ConnectionId} from {RemoteEndPoint} sent a {Length}-byte packet, over the {Limit}-byte limit; disconnected")]
+    public static partial void PacketTooLarge(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint, long length, int limit);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Warning, Message = "MQTT connection {ConnectionId} from {RemoteEndPoint} sent a malformed packet length; disconnected")]
+    public static partial void MalformedLength(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Information, Message = "MQTT connection {ConnectionId} from {RemoteEndPoint} sent no CONNECT within {Timeout}; disconnected")]
+    public static partial void ConnectTimeout(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Error, Message = "Routing an MQTT publish on '{Topic}' from client {ClientId} failed")]
+    public static partial void PublishFailed(ILogger logger, string topic, string clientId, Exception exception);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Error, Message = "Delivering a message on '{RoutingKey}' to MQTT subscribers failed")]
+    public static partial void DeliveryFailed(ILogger logger, string routingKey, Exception exception);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "MQTT adapter stopping: delivered the {Remaining} messages still queued, disconnecting clients")]
+    public static partial void Stopping(ILogger logger, int remaining);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Binding MQTT subscription '{Filter}' for client {ClientId} failed")]
+    public static partial void SubscribeFailed(ILogger logger, string filter, string clientId, Exception exception);
+
+    [LoggerMessage(EventId = 1050, Message = "{Source}: {Message}")]
+    public static partial void MqttNet(ILogger logger, LogLevel level, string source, string message, Exception? exception);
+}

@@ -1,0 +1,31 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using MQTTnet.Diagnostics.Logger;
+
+namespace Gateway.Protocols.Mqtt;
+
+/// <summary>Sends MQTTnet's own log lines to <see cref="ILogger"/> under the "MQTTnet" category.</summary>
+internal sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNetLogger
+{
+    private readonly ILogger _logger = loggerFactory.CreateLogger("MQTTnet");
+
+    public bool IsEnabled => _logger.IsEnabled(LogLevel.Warning) || _logger.IsEnabled(LogLevel.Debug);
+
+    public void Publish(MqttNetLogLevel logLevel, string source, string message, object[] parameters, Exception exception)
+    {
+        var level = logLevel switch
+        {
+            MqttNetLogLevel.Verbose => LogLevel.Trace,
+            MqttNetLogLevel.Info => LogLevel.Debug,
+            MqttNetLogLevel.Warning => LogLevel.Warning,
+            _ => LogLevel.Error,
+        };
+        if (!_logger.IsEnabled(level))
+        {
+            return;
+        }
+
+        var text = parameters is { Length: > 0 } ? string.Format(CultureInfo.InvariantCulture, message, parameters) : message;
+        MqttLog.MqttNet(_logger, level, source, text, exception);
+    }
+}

@@ -1,0 +1,225 @@
+using System.Buffers;
+using System.IO.Pipelines;
+
+namespace Gateway.Protocols.Mqtt;
+
+internal enum GuardViolation
+{
+    None,
+    TooLarge,
+    MalformedLength,
+}
+
+/// <summary>
+/// Sits between Kestrel's transport and MQTTnet. It reads each packet's fixed header
+/// (MQTT 5.0 section 2.1.4: type byte, then a variable byte integer of at most four bytes) as
+/// soon as it arrives and refuses a declared length over the limit before MQTTnet buffers the
+/// body. MQTTnet then sees the input end and closes the session (publishing any will); the
+/// connection handler sends the MQTT 5 reason code afterwards. Output completion is deferred so
+/// that reason code can still be written.
+/// </summary>
+internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
+{
+    private readonly PipeReader _input;
+    private readonly DeferredCompletionWriter _output;
+    private readonly int _maxPacketSize;
+
+    private ReadOnlySequence<byte> _lastBuffer;
+    private long _bufferStart;   // absolute stream offset of _lastBuffer.Start
+    private long _nextHeader;    // absolute stream offset of the next packet's first byte
+    private int _packets;
+
+    public MqttPacketGuard(IDuplexPipe transport, int maxPacketSize)
+    {
+        _input = transport.Input;
+        _output = new DeferredCompletionWriter(transport.Output);
+        _maxPacketSize = maxPacketSize;
+    }
+
+    public GuardViolation Violation { get; private set; }
+
+    public long ViolatingLength { get; private set; }
+
+    /// <summary>The CONNECT packet's protocol level: 3 (3.1), 4 (3.1.1) or 5; 0 until seen.</summary>
+    public int ProtocolLevel { get; private set; }
+
+    /// <summary>True once the first packet (CONNECT) has arrived whole.</summary>
+    public bool ConnectReceived { get; private set; }
+
+    PipeReader IDuplexPipe.Input => this;
+
+    PipeWriter IDuplexPipe.Output => _output;
+
+    public PipeWriter RawOutput => _output.Inner;
+
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        if (Violation != GuardViolation.None)
+        {
+            return;
+        }
+
+        _bufferStart += _lastBuffer.Slice(_lastBuffer.Start, consumed).Length;
+        _input.AdvanceTo(consumed, examined);
+    }
+
+    public override void CancelPendingRead() => _input.CancelPendingRead();
+
+    public override void Complete(Exception? exception = null) => _input.Complete(exception);
+
+    public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (Violation != GuardViolation.None)
+        {
+            return new ReadResult(default, isCanceled: false, isCompleted: true);
+        }
+
+        var result = await _input.ReadAsync(cancellationToken);
+        return Inspect(result);
+    }
+
+    public override bool TryRead(out ReadResult result)
+    {
+        if (Violation != GuardViolation.None)
+        {
+            result = new ReadResult(default, isCanceled: false, isCompleted: true);
+            return true;
+        }
+
+        if (!_input.TryRead(out result))
+        {
+            return false;
+        }
+
+        result = Inspect(result);
+        return true;
+    }
+
+    /// <summary>The bytes that tell an MQTT 5 client why it is being disconnected, if any.</summary>
+    public byte[]? RefusalPacket()
+    {
+        if (Violation == GuardViolation.None || ProtocolLevel != 5)
+        {
+            return null;
+        }
+
+        var reason = Violation == GuardViolation.TooLarge ? (byte)0x95 : (byte)0x81; // Packet too large / Malformed packet
+        return ConnectReceived
+            ? [0xE0, 0x02, reason, 0x00]          // DISCONNECT, reason, no properties (MQTT 5.0 section 3.14)
+            : [0x20, 0x03, 0x00, reason, 0x00];   // CONNACK, no session, reason, no properties (section 3.2)
+    }
+
+    private ReadResult Inspect(ReadResult result)
+    {
+        var buffer = result.Buffer;
+        _lastBuffer = buffer;
+        while (true)
+        {
+            var offset = _nextHeader - _bufferStart;
+            if (offset >= buffer.Length)
+            {
+                break;
+            }
+
+            var reader = new SequenceReader<byte>(buffer.Slice(offset));
+            reader.TryRead(out var typeByte);
+            long remaining = 0;
+            var headerLength = 1;
+            var multiplier = 1;
+            byte next;
+            do
+            {
+                if (!reader.TryRead(out next))
+                {
+                    return result; // fixed header not complete yet
+                }
+
+                if (headerLength == 5)
+                {
+                    return Refuse(result, GuardViolation.MalformedLength, 0);
+                }
+
+                remaining += (next & 0x7F) * (long)multiplier;
+                multiplier *= 128;
+                headerLength++;
+            }
+            while ((next & 0x80) != 0);
+
+            var packetLength = headerLength + remaining;
+            if (_packets == 0 && (typeByte >> 4) == 1)
+            {
+                ReadProtocolLevel(reader);
+            }
+
+            if (packetLength > _maxPacketSize)
+            {
+                return Refuse(result, GuardViolation.TooLarge, packetLength);
+            }
+
+            if (offset + packetLength > buffer.Length)
+            {
+                break; // body still arriving; its size is known to be acceptable
+            }
+
+            if (_packets++ == 0)
+            {
+                ConnectReceived = true;
+            }
+
+            _nextHeader += packetLength;
+        }
+
+        return result;
+    }
+
+    // CONNECT variable header: protocol name (two-byte length + "MQTT" or "MQIsdp"), then level.
+    private void ReadProtocolLevel(SequenceReader<byte> reader)
+    {
+        if (ProtocolLevel == 0 && reader.TryReadBigEndian(out short nameLength) && nameLength is > 0 and < 16 &&
+            reader.Remaining > nameLength)
+        {
+            reader.Advance(nameLength);
+            reader.TryRead(out var level);
+            ProtocolLevel = level;
+        }
+    }
+
+    private ReadResult Refuse(ReadResult result, GuardViolation violation, long length)
+    {
+        Violation = violation;
+        ViolatingLength = length;
+        _input.AdvanceTo(result.Buffer.End);
+        return new ReadResult(default, isCanceled: false, isCompleted: true);
+    }
+
+    /// <summary>Forwards everything but completion, which the connection handler does last.</summary>
+    private sealed class DeferredCompletionWriter(PipeWriter inner) : PipeWriter
+    {
+        public PipeWriter Inner => inner;
+
+        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
+
+        public override long UnflushedBytes => inner.UnflushedBytes;
+
+        public override void Advance(int bytes) => inner.Advance(bytes);
+
+        public override void CancelPendingFlush() => inner.CancelPendingFlush();
+
+        public override void Complete(Exception? exception = null)
+        {
+        }
+
+        public override ValueTask CompleteAsync(Exception? exception = null) => ValueTask.CompletedTask;
+
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+
+        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
+
+        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
+
+        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) =>
+            inner.WriteAsync(source, cancellationToken);
+    }
+}

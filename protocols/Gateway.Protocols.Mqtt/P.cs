@@ -1,1 +1,0 @@
-namespace Gateway.Protocols.Mqtt; internal static class Placeholder { }
