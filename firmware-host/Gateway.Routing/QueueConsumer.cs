@@ -114,27 +114,26 @@ public sealed class QueueConsumer : IDisposable
     // Called under the queue's lock.
     internal void SettledLocked(int count) => Interlocked.Add(ref _outstanding, -count);
 
-    // Called under the queue's lock: stop and hand back everything not yet settled.
+    // Called under the queue's lock: stop and hand back everything not yet settled; reading
+    // what is left in the channel also completes Completion.
     internal void CompleteLocked(List<QueueEntry> returned)
     {
         _channel.Writer.TryComplete();
-        if (AutoAck)
+        while (_channel.Reader.TryRead(out var unread))
         {
-            while (_channel.Reader.TryRead(out var unread))
+            if (AutoAck)
             {
                 returned.Add(unread.Entry);
             }
         }
-        else
-        {
-            foreach (var entry in _unacked.Values)
-            {
-                returned.Add(entry with { Redelivered = true });
-            }
 
-            _unacked.Clear();
+        // Unacknowledged deliveries (read or not) go back flagged as redelivered.
+        foreach (var entry in _unacked.Values)
+        {
+            returned.Add(entry with { Redelivered = true });
         }
 
+        _unacked.Clear();
         _outstanding = 0;
     }
 
