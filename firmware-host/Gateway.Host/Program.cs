@@ -1,5 +1,4 @@
 using Gateway.Host;
-using Microsoft.Extensions.Options;
 
 try
 {
@@ -7,15 +6,9 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (OptionsValidationException ex)
+catch (Exception ex) when (ConfigurationError.Describe(ex) is { } message)
 {
-    // Bad configuration: say which key, and stop (systemd: exit status 2 is not restarted).
-    await Console.Error.WriteLineAsync("gateway: invalid configuration: " + string.Join("; ", ex.Failures));
-    return 2;
-}
-catch (InvalidOperationException ex) when (ex.Message.Contains("configuration", StringComparison.OrdinalIgnoreCase) ||
-                                           ex.Message.Contains("Storage:", StringComparison.Ordinal))
-{
-    await Console.Error.WriteLineAsync("gateway: invalid configuration: " + ex.Message);
+    // Bad configuration: say which key, and stop. Exit status 2 tells systemd not to restart.
+    await Console.Error.WriteLineAsync("gateway: invalid configuration: " + message);
     return 2;
 }

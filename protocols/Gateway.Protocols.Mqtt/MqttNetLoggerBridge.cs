@@ -20,6 +20,14 @@ internal sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttN
             MqttNetLogLevel.Warning => LogLevel.Warning,
             _ => LogLevel.Error,
         };
+
+        // A client that breaks the protocol or drops its connection is the client's problem,
+        // not the gateway's: MQTTnet reports those as errors, operators should not see them as such.
+        if (level == LogLevel.Error && IsClientFault(exception))
+        {
+            level = LogLevel.Debug;
+        }
+
         if (!_logger.IsEnabled(level))
         {
             return;
@@ -28,4 +36,13 @@ internal sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttN
         var text = parameters is { Length: > 0 } ? string.Format(CultureInfo.InvariantCulture, message, parameters) : message;
         MqttLog.MqttNet(_logger, level, source, text, exception);
     }
+
+    private static bool IsClientFault(Exception? exception) => exception is
+        MQTTnet.Exceptions.MqttCommunicationException or
+        MQTTnet.Exceptions.MqttProtocolViolationException or
+        Microsoft.AspNetCore.Connections.ConnectionResetException or
+        Microsoft.AspNetCore.Connections.ConnectionAbortedException or
+        IOException or
+        System.Net.Sockets.SocketException or
+        OperationCanceledException;
 }

@@ -61,10 +61,35 @@ public sealed class RawSocketClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads one whole MQTT packet (fixed header, then as many bytes as it declares).</summary>
+    public async Task<byte[]> ReadMqttPacketAsync()
+    {
+        var packet = new List<byte>(await ReadExactlyAsync(1));
+        var remaining = 0;
+        var multiplier = 1;
+        byte next;
+        do
+        {
+            next = (await ReadExactlyAsync(1))[0];
+            packet.Add(next);
+            remaining += (next & 0x7F) * multiplier;
+            multiplier *= 128;
+        }
+        while ((next & 0x80) != 0);
+
+        packet.AddRange(await ReadExactlyAsync(remaining));
+        return [.. packet];
+    }
+
     /// <summary>Reads exactly <paramref name="count"/> bytes.</summary>
     public async Task<byte[]> ReadExactlyAsync(int count)
     {
         var buffer = new byte[count];
+        if (count == 0)
+        {
+            return buffer;
+        }
+
         var offset = 0;
         using var cts = new CancellationTokenSource(TestContext.DefaultTimeout);
         while (offset < count)

@@ -1,0 +1,96 @@
+using System.Text.RegularExpressions;
+
+namespace Gateway.Host.IntegrationTests;
+
+/// <summary>The gateway executable as a user runs it: a child process, configured by arguments.</summary>
+[Trait("Category", "Integration")]
+public sealed partial class HostProcessTests
+{
+    private static readonly string GatewayDll = Path.Combine(AppContext.BaseDirectory, "gateway.dll");
+
+    internal static ExternalProcess StartGateway(string workingDirectory, params string[] args) =>
+        ExternalProcess.Start("dotnet", [GatewayDll, "--Mqtt:BindAddress=127.0.0.1", "--Http:BindAddress=127.0.0.1", .. args], workingDirectory);
+
+    internal static async Task<int> MqttPortOfAsync(ExternalProcess gateway)
+    {
+        await gateway.WaitForOutputAsync("listening: MQTT");
+        return int.Parse(ListeningLine().Match(gateway.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Theory]
+    [InlineData("--Mqtt:MaxPacketSize=10", "Mqtt:MaxPacketSize")]
+    [InlineData("--Mqtt:Port=70000", "Mqtt:Port")]
+    [InlineData("--Mqtt:Port=abc", "Mqtt:Port")]
+    [InlineData("--Mqtt:BindAddress=not-an-ip", "Mqtt:BindAddress")]
+    [InlineData("--Http:Port=-5", "Http:Port")]
+    [InlineData("--Mqtt:ConnectTimeout=forever", "Mqtt:ConnectTimeout")]
+    public async Task Bad_configuration_stops_start_up_with_a_message_naming_the_key(string argument, string key)
+    {
+        using var directory = new TempDirectory();
+        await using var gateway = StartGateway(directory.Path, "--Mqtt:Port=0", "--Http:Port=0", argument);
+
+        var exitCode = await gateway.WaitForExitAsync();
+
+        Assert.Equal(2, exitCode);
+        Assert.Contains(key, gateway.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", gateway.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Environment_variables_configure_the_gateway()
+    {
+        using var directory = new TempDirectory();
+        await using var gateway = ExternalProcess.Start(
+            "dotnet",
+            [GatewayDll],
+            directory.Path,
+            new Dictionary<string, string> { ["GATEWAY_Mqtt__Port"] = "0", ["GATEWAY_Http__Port"] = "0", ["GATEWAY_Mqtt__MaxPacketSize"] = "1" });
+
+        Assert.Equal(2, await gateway.WaitForExitAsync());
+        Assert.Contains("Mqtt:MaxPacketSize", gateway.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Starts_with_defaults_creates_data_directory_and_stops_cleanly_on_sigint()
+    {
+        using var directory = new TempDirectory();
+        await using var gateway = StartGateway(directory.Path, "--Mqtt:Port=0", "--Http:Port=0");
+        var port = await MqttPortOfAsync(gateway);
+        Assert.True(Directory.Exists(Path.Combine(directory.Path, "data")));
+
+        await using (var client = await MqttTestClient.ConnectAsync(port))
+        {
+            await client.SubscribeAsync("up");
+            await client.PublishAsync("up", "yes");
+            Assert.Equal("yes", MQTTnet.MqttApplicationMessageExtensions.ConvertPayloadToString(await client.ReceiveAsync()));
+
+            gateway.Signal(2); // Ctrl+C
+            Assert.Equal(0, await gateway.WaitForExitAsync());
+        }
+
+        Assert.Contains("Gateway stopping", gateway.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("fail:", gateway.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("crit:", gateway.Output, StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex(@"listening: MQTT [0-9.]+:(\d+)")]
+    private static partial Regex ListeningLine();
+}
+
+internal sealed class TempDirectory : IDisposable
+{
+    public TempDirectory() => Path = Directory.CreateTempSubdirectory("gateway-test-").FullName;
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
