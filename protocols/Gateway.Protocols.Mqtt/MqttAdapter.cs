@@ -30,6 +30,7 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
     private readonly ILogger<MqttAdapter> _logger;
     private readonly MqttOptions _options;
     private readonly SubscriptionBindings _subscriptions;
+    private readonly SubscriberFlow _flow = new();
     private readonly CancellationTokenSource _stopping = new();
     private QueueConsumer? _consumer;
     private Task _pump = Task.CompletedTask;
@@ -57,6 +58,10 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         Server.ClientSubscribedTopicAsync += e => _subscriptions.AddAsync(e.ClientId, e.TopicFilter.Topic);
         Server.ClientUnsubscribedTopicAsync += e => _subscriptions.RemoveAsync(e.ClientId, e.TopicFilter);
         Server.SessionDeletedAsync += e => _subscriptions.RemoveClientAsync(e.Id);
+        Server.ClientConnectedAsync += _flow.OnConnectedAsync;
+        Server.ClientDisconnectedAsync += _flow.OnDisconnectedAsync;
+        Server.InterceptingClientEnqueueAsync += _flow.OnEnqueueAsync;
+        Server.InterceptingOutboundPacketAsync += SubscriberFlow.OnOutboundAsync;
 
         // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
         // wait for long-lived connections.

@@ -1,0 +1,109 @@
+using System.Collections.Concurrent;
+using MQTTnet.Packets;
+using MQTTnet.Server;
+
+namespace Gateway.Protocols.Mqtt;
+
+/// <summary>
+/// Back-pressure from MQTT subscribers to the delivery pump, in the spirit of RabbitMQ's credit
+/// flow. MQTTnet queues outgoing packets per session without bound (up to its drop-oldest
+/// limit), so a subscriber slower than its publishers used to lose QoS 0 messages while the
+/// gateway burned CPU taking them in. Now the pump waits while a connected subscriber has more
+/// than <see cref="PendingLimit"/> packets queued and is still sending; the wait fills the
+/// adapter's queue, whose flow limit makes publishers wait in turn (TCP back-pressure for QoS 0,
+/// later PUBACKs for QoS 1). A subscriber that has sent nothing for <see cref="StallTime"/> is
+/// stalled: the pump does not wait for it, and MQTTnet's per-client limit applies to it alone.
+/// </summary>
+internal sealed class SubscriberFlow
+{
+    public const int PendingLimit = 2048;
+    public static readonly TimeSpan StallTime = TimeSpan.FromSeconds(1);
+
+    private readonly ConcurrentDictionary<string, Client> _clients = new(StringComparer.Ordinal);
+
+    public Task OnConnectedAsync(ClientConnectedEventArgs e)
+    {
+        var client = new Client();
+        _clients[e.ClientId] = client;
+        e.SessionItems[typeof(SubscriberFlow)] = client;
+        return Task.CompletedTask;
+    }
+
+    public Task OnDisconnectedAsync(ClientDisconnectedEventArgs e)
+    {
+        if (e.DisconnectType != MqttClientDisconnectType.Takeover && _clients.TryRemove(e.ClientId, out var client))
+        {
+            client.Release();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    // Runs inside the pump's injection, once per receiving session.
+    public Task OnEnqueueAsync(InterceptingClientApplicationMessageEnqueueEventArgs e)
+    {
+        if (!_clients.TryGetValue(e.ReceiverClientId, out var client))
+        {
+            return Task.CompletedTask; // offline persistent session: MQTTnet's own limit applies
+        }
+
+        return client.EnqueuedAsync();
+    }
+
+    public static Task OnOutboundAsync(InterceptingPacketEventArgs e)
+    {
+        if (e.Packet is MqttPublishPacket && e.SessionItems?[typeof(SubscriberFlow)] is Client client)
+        {
+            client.Sent();
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private sealed class Client
+    {
+        private readonly Lock _sync = new();
+        private int _pending;
+        private long _lastSent = Environment.TickCount64;
+        private TaskCompletionSource? _waiter;
+
+        public Task EnqueuedAsync()
+        {
+            lock (_sync)
+            {
+                _pending++;
+                if (_pending <= PendingLimit || Environment.TickCount64 - _lastSent > StallTime.TotalMilliseconds)
+                {
+                    return Task.CompletedTask;
+                }
+
+                _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                // Bounded: if the client stalls while we wait, carry on without it.
+                return _waiter.Task.WaitAsync(StallTime);
+            }
+        }
+
+        public void Sent()
+        {
+            lock (_sync)
+            {
+                _pending = Math.Max(0, _pending - 1);
+                _lastSent = Environment.TickCount64;
+                if (_waiter is not null && _pending <= PendingLimit / 2)
+                {
+                    _waiter.TrySetResult();
+                    _waiter = null;
+                }
+            }
+        }
+
+        public void Release()
+        {
+            lock (_sync)
+            {
+                _waiter?.TrySetResult();
+                _waiter = null;
+            }
+        }
+    }
+}
