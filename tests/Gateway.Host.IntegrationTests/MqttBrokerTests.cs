@@ -362,6 +362,32 @@ public sealed class MqttBrokerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_subscriber_that_stops_reading_does_not_hold_up_the_others()
+    {
+        await using var stuck = await RawSocketClient.ConnectAsync(_gateway.MqttPort);
+        await stuck.SendAsync(RawMqtt.Connect(4, "stuck"));
+        await stuck.ReadMqttPacketAsync();
+        await stuck.SendAsync(RawMqtt.Subscribe("flood/#", 0));
+        await stuck.ReadMqttPacketAsync(); // SUBACK; from here on it never reads again
+        await using var healthy = await MqttTestClient.ConnectAsync(_gateway.MqttPort);
+        await healthy.SubscribeAsync("flood/#", MqttQualityOfServiceLevel.AtMostOnce);
+        await using var publisher = await MqttTestClient.ConnectAsync(_gateway.MqttPort);
+
+        // Far more than the socket buffers of the stuck client can hold.
+        const int Count = 400;
+        var payload = new string('p', 60_000);
+        for (var i = 0; i < Count; i++)
+        {
+            await publisher.PublishAsync($"flood/{i}", payload);
+        }
+
+        for (var i = 0; i < Count; i++)
+        {
+            Assert.Equal($"flood/{i}", (await healthy.ReceiveAsync()).Topic);
+        }
+    }
+
+    [Fact]
     public async Task Qos1_publish_with_no_subscribers_reports_no_matching_subscribers_to_mqtt5()
     {
         await using var client = await MqttTestClient.ConnectAsync(_gateway.MqttPort);

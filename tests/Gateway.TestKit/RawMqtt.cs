@@ -63,6 +63,14 @@ public static class RawMqtt
         return Packet((byte)(0x30 | (qos << 1)), body);
     }
 
+    public static byte[] Subscribe(string filter, int qos, ushort packetId = 1)
+    {
+        var body = new List<byte> { (byte)(packetId >> 8), (byte)packetId };
+        WriteString(body, filter);
+        body.Add((byte)qos);
+        return Packet(0x82, body);
+    }
+
     /// <summary>Just a fixed header that declares <paramref name="remainingLength"/> bytes to follow.</summary>
     public static byte[] Header(byte typeAndFlags, int remainingLength)
     {
