@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Gateway.Benchmarks.TopicRoutingBenchmarks).Assembly).Run(args);
