@@ -7,6 +7,12 @@ using Gateway.LoadTool;
 // N publishers and M subscribers over real sockets against any MQTT broker. Each payload carries
 // publisher id, sequence number and send time, so every subscriber counts lost, duplicate and
 // out-of-order messages and end-to-end latency. Prints one JSON line.
+if (args is ["--help"] or ["-h"])
+{
+    Console.WriteLine(LoadOptions.Usage);
+    return 0;
+}
+
 LoadOptions options;
 try
 {
