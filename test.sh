@@ -19,6 +19,7 @@ fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet restore Gateway.sln --locked-mode
 dotnet build Gateway.sln -c Release --no-restore
+dotnet format Gateway.sln --verify-no-changes --no-restore
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -128,7 +128,7 @@ public sealed class QueueTests : RouterTestBase
     public void Queue_ttl_expires_waiting_messages_and_dead_letters_them()
     {
         var dead = Queue("dead");
-        Queue("short", new Dictionary<string, object?> { ["x-message-ttl"] = 5000, ["x-dead-letter-exchange"] = "" , ["x-dead-letter-routing-key"] = "dead" });
+        Queue("short", new Dictionary<string, object?> { ["x-message-ttl"] = 5000, ["x-dead-letter-exchange"] = "", ["x-dead-letter-routing-key"] = "dead" });
         Publish("short", "old");
         Time.Advance(TimeSpan.FromSeconds(3));
         Publish("short", "young");
