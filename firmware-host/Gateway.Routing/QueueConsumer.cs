@@ -25,8 +25,9 @@ public sealed record class ConsumerOptions
 /// </summary>
 public sealed class QueueConsumer : IDisposable
 {
+    // Not single-reader: cancelling reads back what is left while the owner may still be reading.
     private readonly Channel<Delivery> _channel = Channel.CreateUnbounded<Delivery>(
-        new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        new UnboundedChannelOptions { SingleReader = false, SingleWriter = true });
 
     // Guarded by the queue's lock.
     private readonly Dictionary<ulong, QueueEntry> _unacked = [];
@@ -53,6 +54,9 @@ public sealed class QueueConsumer : IDisposable
 
     /// <summary>Deliveries awaiting acknowledgement.</summary>
     public int UnackedCount => AutoAck ? 0 : Volatile.Read(ref _outstanding);
+
+    /// <summary>Deliveries handed to this consumer and not yet read.</summary>
+    public int Buffered => _channel.Reader.Count;
 
     /// <summary>Completes when the consumer is cancelled or its queue deleted.</summary>
     public Task Completion => _channel.Reader.Completion;

@@ -23,6 +23,8 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
 
     private const int DeliveryBuffer = 4096;
     private const int DeliveryFlowLimit = 16_384;
+    private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan DrainPollInterval = TimeSpan.FromMilliseconds(10);
 
     // Marks messages the adapter injects, so the publish interceptor lets them through.
     private readonly IDictionary _injected = new Hashtable(0);
@@ -61,7 +63,7 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         Server.ClientConnectedAsync += _flow.OnConnectedAsync;
         Server.ClientDisconnectedAsync += _flow.OnDisconnectedAsync;
         Server.InterceptingClientEnqueueAsync += _flow.OnEnqueueAsync;
-        Server.InterceptingOutboundPacketAsync += SubscriberFlow.OnOutboundAsync;
+        Server.InterceptingOutboundPacketAsync += OnOutboundPacketAsync;
 
         // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
         // wait for long-lived connections.
@@ -97,14 +99,33 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
 
     private async Task ShutdownAsync()
     {
-        // Deliver what is already routed to MQTT subscribers, then disconnect everyone.
-        var remaining = _router.TryGetQueue(DeliveryQueue, out var queue) ? queue.ReadyCount : 0;
-        MqttLog.Stopping(_logger, remaining);
-        _consumer?.Dispose();
-        await _stopping.CancelAsync();
+        // Hand over what is already routed to MQTT subscribers, then disconnect everyone. Both
+        // waits are bounded so a stuck subscriber cannot hold up the stop.
+        if (_consumer is { } consumer && _router.TryGetQueue(DeliveryQueue, out var queue))
+        {
+            MqttLog.Stopping(_logger, queue.ReadyCount + consumer.Buffered);
+            using var drain = new CancellationTokenSource(DrainTimeout);
+            try
+            {
+                while ((queue.ReadyCount > 0 || consumer.Buffered > 0) && !_pump.IsCompleted)
+                {
+                    await Task.Delay(DrainPollInterval, drain.Token);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            consumer.Dispose(); // ends the pump once it has injected the delivery in hand
+        }
+
         try
         {
-            await _pump;
+            await _pump.WaitAsync(DrainTimeout);
+        }
+        catch (TimeoutException)
+        {
+            await _stopping.CancelAsync();
         }
         catch (OperationCanceledException)
         {
@@ -117,6 +138,22 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
                 DefaultClientDisconnectOptions = new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.ServerShuttingDown },
             });
         }
+    }
+
+    private Task OnOutboundPacketAsync(InterceptingPacketEventArgs e)
+    {
+        switch (e.Packet)
+        {
+            case MQTTnet.Packets.MqttPublishPacket:
+                SubscriberFlow.OnPublishSent(e);
+                break;
+            case MQTTnet.Packets.MqttConnAckPacket connAck:
+                // MQTT 5.0 section 3.2.2.3.6: tell clients the limit the packet guard enforces.
+                connAck.MaximumPacketSize = (uint)_options.MaxPacketSize;
+                break;
+        }
+
+        return Task.CompletedTask;
     }
 
     // MQTT 3.1.1 section 3.1.3.1 and 5.0 section 3.1.3.1: a client may leave its id empty and
@@ -188,6 +225,8 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         }
     }
 
+    // Ends when the consumer is disposed (its channel completes) or, as a last resort, when
+    // stopping is cancelled.
     private async Task PumpAsync(QueueConsumer consumer, CancellationToken cancellationToken)
     {
         try
@@ -202,12 +241,6 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-        }
-
-        // Stopping: hand over what had already been taken from the queue.
-        while (consumer.TryRead(out var delivery))
-        {
-            await InjectAsync(delivery.Message, CancellationToken.None);
         }
     }
 

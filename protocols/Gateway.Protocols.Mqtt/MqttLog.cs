@@ -23,7 +23,7 @@ internal static partial class MqttLog
     [LoggerMessage(EventId = 1005, Level = LogLevel.Error, Message = "Delivering a message on '{RoutingKey}' to MQTT subscribers failed")]
     public static partial void DeliveryFailed(ILogger logger, string routingKey, Exception exception);
 
-    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "MQTT adapter stopping: delivered the {Remaining} messages still queued, disconnecting clients")]
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "MQTT adapter stopping: handing {Remaining} queued messages to subscribers, then disconnecting clients")]
     public static partial void Stopping(ILogger logger, int remaining);
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Binding MQTT subscription '{Filter}' for client {ClientId} failed")]

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using MQTTnet.Packets;
 using MQTTnet.Server;
 
 namespace Gateway.Protocols.Mqtt;
@@ -50,14 +49,13 @@ internal sealed class SubscriberFlow
         return client.EnqueuedAsync();
     }
 
-    public static Task OnOutboundAsync(InterceptingPacketEventArgs e)
+    /// <summary>MQTTnet has written a PUBLISH to a subscriber.</summary>
+    public static void OnPublishSent(InterceptingPacketEventArgs e)
     {
-        if (e.Packet is MqttPublishPacket && e.SessionItems?[typeof(SubscriberFlow)] is Client client)
+        if (e.SessionItems?[typeof(SubscriberFlow)] is Client client)
         {
             client.Sent();
         }
-
-        return Task.CompletedTask;
     }
 
     private sealed class Client

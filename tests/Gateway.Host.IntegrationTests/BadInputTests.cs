@@ -60,6 +60,14 @@ public sealed class BadInputTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Mqtt5_connack_tells_clients_the_maximum_packet_size()
+    {
+        await using var client = await MqttTestClient.ConnectAsync(_gateway.MqttPort);
+
+        Assert.Equal((uint)MaxPacketSize, client.ConnectResult!.MaximumPacketSize);
+    }
+
+    [Fact]
     public async Task Publish_just_under_the_limit_is_delivered()
     {
         await using var publisher = await MqttTestClient.ConnectAsync(_gateway.MqttPort);
