@@ -120,12 +120,7 @@ public sealed partial class MessageQueue
     {
         lock (_sync)
         {
-            var count = ReadyCountLocked;
-            _ready.Clear();
-            _requeued.Clear();
-            _readyBytes = 0;
-            SignalFlowLocked(force: true);
-            return count;
+            return ClearReadyLocked();
         }
     }
 
@@ -314,13 +309,18 @@ public sealed partial class MessageQueue
             }
 
             _consumers.Clear();
-            var count = ReadyCountLocked;
-            _ready.Clear();
-            _requeued.Clear();
-            _readyBytes = 0;
-            SignalFlowLocked(force: true);
-            return count;
+            return ClearReadyLocked();
         }
+    }
+
+    private int ClearReadyLocked()
+    {
+        var count = ReadyCountLocked;
+        _ready.Clear();
+        _requeued.Clear();
+        _readyBytes = 0;
+        SignalFlowLocked(force: true);
+        return count;
     }
 }
 
