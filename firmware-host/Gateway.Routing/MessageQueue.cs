@@ -222,11 +222,12 @@ public sealed partial class MessageQueue
             var settled = 0;
             if (multiple)
             {
-                // Tags are issued in order, so "multiple" settles every outstanding tag up to this one.
+                // Tags are issued in order, so "multiple" settles every outstanding tag up to this
+                // one; tag 0 means all of them (AMQP 0-9-1 basic.ack).
                 List<ulong>? tags = null;
                 foreach (var tag in unacked.Keys)
                 {
-                    if (tag <= deliveryTag)
+                    if (tag <= deliveryTag || deliveryTag == 0)
                     {
                         (tags ??= []).Add(tag);
                     }

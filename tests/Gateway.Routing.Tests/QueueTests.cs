@@ -74,6 +74,19 @@ public sealed class QueueTests : RouterTestBase
     }
 
     [Fact]
+    public void Ack_multiple_with_tag_zero_settles_everything()
+    {
+        var q = Queue("work");
+        Publish("work", "1", "2", "3");
+        using var consumer = q.AddConsumer(new ConsumerOptions { Prefetch = 3 });
+        ReadDeliveries(consumer);
+
+        consumer.Ack(0, multiple: true);
+
+        Assert.Equal(0, consumer.UnackedCount);
+    }
+
+    [Fact]
     public void Requeued_messages_return_to_their_original_position_flagged_redelivered()
     {
         var q = Queue("work");
