@@ -8,10 +8,18 @@ missing=()
 command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 /usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1 || missing+=(python3-paho-mqtt)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# The arm64 build is smoke-tested under user-mode emulation.
+command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
+[ -e /lib/ld-linux-aarch64.so.1 ] || missing+=(libc6:arm64)
+[ -e /usr/lib/aarch64-linux-gnu/libstdc++.so.6 ] || missing+=(libstdc++6:arm64 libgcc-s1:arm64)
 if ((${#missing[@]})); then
   echo "test.sh: installing ${missing[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [[ " ${missing[*]} " == *":arm64"* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $sudo dpkg --add-architecture arm64
+  fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -3,6 +3,7 @@ using System.Net;
 using System.Reflection;
 using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Host;
@@ -40,10 +41,13 @@ public static class GatewayApplication
         builder.Services.AddSingleton<BindAddressValidator>();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
         builder.Services.AddSingleton<IValidateOptions<MqttOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
-        builder.Services.AddSingleton(sp => new MessageRouter(sp.GetService<TimeProvider>()));
+        builder.Services.AddSingleton(sp => new MessageRouter(sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<IMessageRouter>(sp => sp.GetRequiredService<MessageRouter>());
         builder.Services.AddSingleton<GatewayEndpoints>();
         builder.Services.AddHostedService<DataDirectoryService>();
+        builder.Services.AddSingleton<GatewayHealth>();
+        builder.Services.AddHostedService<SystemdWatchdog>();
+        builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddGatewayMqtt(builder.Configuration);
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
@@ -82,10 +86,11 @@ public static class GatewayApplication
             app.MapGatewayMqtt(mqtt.WebSocketPath);
         }
 
-        app.MapGet("/healthz", (MqttAdapter adapter) =>
-            adapter.Server.IsStarted
-                ? Results.Text("ok\n", "text/plain")
-                : Results.Text("starting\n", "text/plain", statusCode: StatusCodes.Status503ServiceUnavailable));
+        app.MapGet("/healthz", async (GatewayHealth health, CancellationToken cancellationToken) =>
+        {
+            var report = await health.CheckAsync(cancellationToken);
+            return Results.Text(report + "\n", "text/plain", statusCode: report.Healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
+        });
     }
 
     private static void OnStarted(WebApplication app, long startedAt)

@@ -8,4 +8,13 @@ internal static partial class HostLog
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Gateway stopping")]
     public static partial void Stopping(ILogger logger);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "systemd watchdog enabled: interval {Interval}, fed while healthy")]
+    public static partial void WatchdogEnabled(ILogger logger, TimeSpan interval);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Error, Message = "Gateway unhealthy, not feeding the watchdog: {Problems}")]
+    public static partial void Unhealthy(ILogger logger, string problems);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Gateway healthy")]
+    public static partial void Healthy(ILogger logger);
 }

@@ -11,9 +11,9 @@ public sealed partial class HostProcessTests
     internal static ExternalProcess StartGateway(string workingDirectory, params string[] args) =>
         ExternalProcess.Start("dotnet", [GatewayDll, "--Mqtt:BindAddress=127.0.0.1", "--Http:BindAddress=127.0.0.1", .. args], workingDirectory);
 
-    internal static async Task<int> MqttPortOfAsync(ExternalProcess gateway)
+    internal static async Task<int> MqttPortOfAsync(ExternalProcess gateway, TimeSpan? timeout = null)
     {
-        await gateway.WaitForOutputAsync("listening: MQTT");
+        await gateway.WaitForOutputAsync("listening: MQTT", timeout);
         return int.Parse(ListeningLine().Match(gateway.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 

@@ -79,7 +79,7 @@ public sealed class ExternalProcess : IAsyncDisposable
     }
 
     /// <summary>Completes when a line containing <paramref name="text"/> has been printed.</summary>
-    public Task WaitForOutputAsync(string text)
+    public Task WaitForOutputAsync(string text, TimeSpan? timeout = null)
     {
         lock (_output)
         {
@@ -90,7 +90,7 @@ public sealed class ExternalProcess : IAsyncDisposable
 
             var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiters.Add((text, signal));
-            return signal.Task.WithTimeout($"'{text}' from {_process.StartInfo.FileName}; output so far:\n{_output}");
+            return signal.Task.WithTimeout($"'{text}' from {_process.StartInfo.FileName}; output so far:\n{_output}", timeout);
         }
     }
 
