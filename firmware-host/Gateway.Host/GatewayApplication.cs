@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Reflection;
+using Gateway.Gpio;
 using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -49,6 +50,7 @@ public static class GatewayApplication
         builder.Services.AddHostedService<SystemdWatchdog>();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddGatewayMqtt(builder.Configuration);
+        builder.Services.AddGatewayGpio(builder.Configuration);
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {

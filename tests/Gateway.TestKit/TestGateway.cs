@@ -31,7 +31,10 @@ public sealed class TestGateway : IAsyncDisposable
 
     public int HttpPort => Services.GetRequiredService<GatewayEndpoints>().GetPort("http");
 
-    public static async Task<TestGateway> StartAsync(params string[] extraArgs)
+    public static Task<TestGateway> StartAsync(params string[] extraArgs) => StartAsync(configure: null, extraArgs);
+
+    /// <summary>Starts with extra services (a fake clock, say) and configuration arguments.</summary>
+    public static async Task<TestGateway> StartAsync(Action<WebApplicationBuilder>? configure, params string[] extraArgs)
     {
         var dataDirectory = Directory.CreateTempSubdirectory("gateway-test-").FullName;
         var logs = new InMemoryLoggerProvider();
@@ -46,6 +49,7 @@ public sealed class TestGateway : IAsyncDisposable
         {
             builder.Logging.ClearProviders();
             builder.Logging.AddProvider(logs);
+            configure?.Invoke(builder);
         });
         var gateway = new TestGateway(app, dataDirectory, logs);
         await app.StartAsync(TestContext.Timeout());
