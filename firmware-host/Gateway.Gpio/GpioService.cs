@@ -30,36 +30,45 @@ public sealed partial class GpioService(
     private readonly Channel<PinEvent> _events = Channel.CreateBounded<PinEvent>(
         new BoundedChannelOptions(EventBuffer) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
     private readonly Dictionary<string, int> _outputs = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long _droppedEvents;
 
-    /// <summary>The driver in use, once started (a <see cref="SimulatedGpioDriver"/> where there is no chip).</summary>
+    /// <summary>The driver in use once <see cref="Ready"/> (a <see cref="SimulatedGpioDriver"/> where there is no chip).</summary>
     public GpioDriver? Driver { get; private set; }
+
+    /// <summary>Completes when every configured pin is open and listening, or GPIO is known to be unavailable.</summary>
+    public Task Ready => _ready.Task;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (_options.Pins.Count == 0 && _options.Leds.Count == 0)
         {
+            _ready.TrySetResult();
             return;
         }
 
+        GpioDriver driver;
         string driverName;
         try
         {
-            (Driver, driverName) = CreateDriver();
+            (driver, driverName) = CreateDriver();
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             GpioLog.ChipUnavailable(logger, _options.Chip, ex.Message);
+            _ready.TrySetResult();
             return;
         }
 
-        using var controller = new GpioController(Driver);
+        using var controller = new GpioController(driver);
         var inputs = OpenInputs(controller);
         OpenOutputs(controller);
         var leds = OpenLeds(controller);
         GpioLog.Started(logger, driverName, inputs, _outputs.Count, leds.Count);
+        Driver = driver;
 
         using var commands = _outputs.Count > 0 ? SubscribeCommands() : null;
+        _ready.TrySetResult();
         await Task.WhenAll(
             PublishEventsAsync(stoppingToken),
             commands is null ? Task.CompletedTask : FollowCommandsAsync(controller, commands, stoppingToken),

@@ -32,7 +32,7 @@ public sealed class GpioTests : IAsyncLifetime
             $"--Gpio:Leds:0:Pin={Led}", "--Gpio:Leds:0:Source=uplink:cloud");
         _gateway.ExpectErrors(e => e.EventId.Id == 3002); // 'clash' and 'nowhere', checked below
         var gpio = _gateway.Services.GetRequiredService<GpioService>();
-        await WaitFor.ConditionAsync(() => gpio.Driver is not null, "the GPIO driver");
+        await gpio.Ready.WithTimeout("the GPIO pins");
         _driver = (SimulatedGpioDriver)gpio.Driver!;
         _client = await MqttTestClient.ConnectAsync(_gateway.MqttPort);
         await _client.SubscribeAsync("gpio/#");
@@ -175,7 +175,7 @@ public sealed class GpioMissingChipTests
         await client.PublishAsync("still/working", "yes");
         Assert.Equal("yes", (await client.ReceiveAsync()).ConvertPayloadToString());
 
-        await WaitFor.ConditionAsync(() => gateway.Logs.Entries.Any(e => e.EventId.Id == 3001), "the missing chip to be reported");
+        await gpio.Ready.WithTimeout("GPIO start-up");
         Assert.Contains(gateway.Logs.Entries, e => e.EventId.Id == 3001 && e.Message.Contains("chip 7", StringComparison.Ordinal));
         Assert.Null(gpio.Driver);
     }
