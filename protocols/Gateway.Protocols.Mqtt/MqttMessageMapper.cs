@@ -45,7 +45,13 @@ internal static class MqttMessageMapper
                 switch (name)
                 {
                     case QosHeader:
-                        qos = value is byte b && b <= 2 ? (MqttQualityOfServiceLevel)b : qos;
+                        // A byte as published; an int once it has been through the store.
+                        qos = value switch
+                        {
+                            byte b when b <= 2 => (MqttQualityOfServiceLevel)b,
+                            int i when i is >= 0 and <= 2 => (MqttQualityOfServiceLevel)i,
+                            _ => qos,
+                        };
                         break;
                     case RetainHeader:
                         retain = value is true;

@@ -1,0 +1,158 @@
+using System.Globalization;
+using Gateway.Routing;
+using LiteDB;
+
+namespace Gateway.Storage;
+
+/// <summary>
+/// A stored message. Every queue's log lives in one collection under the key
+/// "queue NUL offset" (offset zero-padded), so a queue's messages are one ordered range of the
+/// primary key and reading or trimming a queue never scans another.
+/// </summary>
+internal static class MessageDocument
+{
+    public const string Collection = "log";
+    private const char Separator = '\0';
+
+    public static string Key(string queue, long offset) =>
+        string.Create(CultureInfo.InvariantCulture, $"{queue}{Separator}{offset:D19}");
+
+    public static string QueueOf(string key) => key[..key.IndexOf(Separator, StringComparison.Ordinal)];
+
+    public static long OffsetOf(string key) => long.Parse(key.AsSpan(key.IndexOf(Separator, StringComparison.Ordinal) + 1), CultureInfo.InvariantCulture);
+
+    public static BsonDocument ToDocument(string queue, long offset, GatewayMessage message)
+    {
+        var p = message.Properties;
+        var document = new BsonDocument
+        {
+            ["_id"] = Key(queue, offset),
+            ["e"] = message.Exchange,
+            ["k"] = message.RoutingKey,
+            ["b"] = message.Body.ToArray(),
+        };
+        if (p.Persistent)
+        {
+            document["p"] = true;
+        }
+
+        Set(document, "ct", p.ContentType);
+        Set(document, "ce", p.ContentEncoding);
+        if (!p.CorrelationId.IsEmpty)
+        {
+            document["ci"] = p.CorrelationId.ToArray();
+        }
+
+        Set(document, "rt", p.ReplyTo);
+        if (p.Expiration is { } expiration)
+        {
+            document["x"] = (long)expiration.TotalMilliseconds;
+        }
+
+        Set(document, "mi", p.MessageId);
+        if (p.Timestamp is { } timestamp)
+        {
+            document["ts"] = timestamp.ToUnixTimeMilliseconds();
+        }
+
+        Set(document, "ui", p.UserId);
+        Set(document, "ty", p.Type);
+        Set(document, "ai", p.AppId);
+        if (p.Headers is { Count: > 0 } headers)
+        {
+            var h = new BsonDocument();
+            foreach (var (name, value) in headers)
+            {
+                h[name] = ToBson(value);
+            }
+
+            document["h"] = h;
+        }
+
+        Set(document, "op", message.Origin.Protocol);
+        Set(document, "oc", message.Origin.ConnectionId);
+        Set(document, "ou", message.Origin.User);
+        return document;
+    }
+
+    public static GatewayMessage ToMessage(BsonDocument d)
+    {
+        Dictionary<string, object?>? headers = null;
+        if (d.TryGetValue("h", out var h) && h.IsDocument)
+        {
+            headers = new Dictionary<string, object?>(StringComparer.Ordinal);
+            foreach (var (name, value) in h.AsDocument)
+            {
+                headers[name] = FromBson(value);
+            }
+        }
+
+        var properties = new MessageProperties
+        {
+            Persistent = d.TryGetValue("p", out var persistent) && persistent.AsBoolean,
+            ContentType = Get(d, "ct"),
+            ContentEncoding = Get(d, "ce"),
+            CorrelationId = d.TryGetValue("ci", out var ci) ? ci.AsBinary : ReadOnlyMemory<byte>.Empty,
+            ReplyTo = Get(d, "rt"),
+            Expiration = d.TryGetValue("x", out var x) ? TimeSpan.FromMilliseconds(x.AsInt64) : null,
+            MessageId = Get(d, "mi"),
+            Timestamp = d.TryGetValue("ts", out var ts) ? DateTimeOffset.FromUnixTimeMilliseconds(ts.AsInt64) : null,
+            UserId = Get(d, "ui"),
+            Type = Get(d, "ty"),
+            AppId = Get(d, "ai"),
+            Headers = headers,
+        };
+        return new GatewayMessage(
+            d["e"].AsString,
+            d["k"].AsString,
+            d["b"].AsBinary,
+            properties,
+            new MessageOrigin(Get(d, "op"), Get(d, "oc"), Get(d, "ou")));
+    }
+
+    private static void Set(BsonDocument document, string name, string? value)
+    {
+        if (value is not null)
+        {
+            document[name] = value;
+        }
+    }
+
+    private static string? Get(BsonDocument document, string name) =>
+        document.TryGetValue(name, out var value) && value.IsString ? value.AsString : null;
+
+    private static BsonValue ToBson(object? value) => value switch
+    {
+        null => BsonValue.Null,
+        string s => s,
+        bool b => b,
+        byte b => (int)b,
+        sbyte b => (int)b,
+        short n => (int)n,
+        ushort n => (int)n,
+        int n => n,
+        uint n => (long)n,
+        long n => n,
+        float f => (double)f,
+        double f => f,
+        decimal m => m,
+        byte[] bytes => bytes,
+        DateTimeOffset t => t.UtcDateTime,
+        DateTime t => t,
+        _ => Convert.ToString(value, CultureInfo.InvariantCulture),
+    };
+
+    private static object? FromBson(BsonValue value) => value.Type switch
+    {
+        BsonType.Null => null,
+        BsonType.String => value.AsString,
+        BsonType.Boolean => value.AsBoolean,
+        BsonType.Int32 => value.AsInt32,
+        BsonType.Int64 => value.AsInt64,
+        BsonType.Double => value.AsDouble,
+        BsonType.Decimal => value.AsDecimal,
+        BsonType.Binary => value.AsBinary,
+        BsonType.DateTime => new DateTimeOffset(value.AsDateTime.ToUniversalTime()),
+        _ => value.ToString(),
+    };
+}

@@ -1,0 +1,16 @@
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Storage;
+
+/// <summary>Store log events: ids 4000-4099.</summary>
+internal static partial class StoreLog
+{
+    [LoggerMessage(EventId = 4000, Level = LogLevel.Information, Message = "Message store {Path} open ({Durability}): {Messages} messages in {Queues} queues")]
+    public static partial void Opened(ILogger logger, string path, StoreDurability durability, long messages, int queues);
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Critical, Message = "Message store {Path} is damaged ({Reason}); moved to {MovedTo}, recovered {Recovered} messages into a new store, {Lost} could not be read")]
+    public static partial void Recovered(ILogger logger, string path, string reason, string movedTo, long recovered, long lost);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Message store write group of {Operations} operations failed")]
+    public static partial void GroupFailed(ILogger logger, int operations, Exception exception);
+}

@@ -1,0 +1,94 @@
+using System.Globalization;
+using LiteDB;
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Storage;
+
+/// <summary>
+/// Opens the database file, and when it cannot be read, moves it aside, copies every message
+/// that can still be read into a fresh file and says so loudly, so the service never
+/// crash-loops on its own data.
+/// </summary>
+internal static class StoreRecovery
+{
+    public static LiteDatabase OpenOrRecover(string path, ILogger logger)
+    {
+        try
+        {
+            var database = Open(path);
+            try
+            {
+                Probe(database);
+                return database;
+            }
+            catch
+            {
+                database.Dispose();
+                throw;
+            }
+        }
+        catch (Exception ex) when (IsDamage(ex))
+        {
+            var movedTo = $"{path}.damaged-{DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture)}";
+            File.Move(path, movedTo);
+            var logFile = LogFileOf(path);
+            if (File.Exists(logFile))
+            {
+                File.Move(logFile, LogFileOf(movedTo));
+            }
+
+            var fresh = Open(path);
+            var (recovered, lost) = Salvage(movedTo, fresh);
+            StoreLog.Recovered(logger, path, ex.Message, movedTo, recovered, lost);
+            return fresh;
+        }
+    }
+
+    private static LiteDatabase Open(string path) => new(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
+
+    // Opening reads only the header; walking the log's primary key touches every index page.
+    private static void Probe(LiteDatabase database) =>
+        _ = database.GetCollection(MessageDocument.Collection).Query().Select(x => x["_id"]).ToList();
+
+    private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh)
+    {
+        long recovered = 0, lost = 0;
+        try
+        {
+            using var source = new LiteDatabase(new ConnectionString { Filename = damaged, Connection = ConnectionType.Direct, ReadOnly = true });
+            var target = fresh.GetCollection(MessageDocument.Collection);
+            using var documents = source.GetCollection(MessageDocument.Collection).FindAll().GetEnumerator();
+            while (true)
+            {
+                try
+                {
+                    if (!documents.MoveNext())
+                    {
+                        break;
+                    }
+
+                    target.Upsert(documents.Current);
+                    recovered++;
+                }
+                catch (Exception ex) when (IsDamage(ex))
+                {
+                    lost++;
+                    break; // past the damage, LiteDB cannot follow the page chain
+                }
+            }
+        }
+        catch (Exception ex) when (IsDamage(ex))
+        {
+            // Nothing readable.
+        }
+
+        fresh.Checkpoint();
+        return (recovered, lost);
+    }
+
+    private static string LogFileOf(string path) =>
+        System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, System.IO.Path.GetFileNameWithoutExtension(path) + "-log" + System.IO.Path.GetExtension(path));
+
+    private static bool IsDamage(Exception ex) =>
+        ex is LiteException or InvalidCastException or IndexOutOfRangeException or ArgumentException or InvalidOperationException or IOException or FormatException or OverflowException or NullReferenceException;
+}

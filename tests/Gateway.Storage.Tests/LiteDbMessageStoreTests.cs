@@ -1,0 +1,149 @@
+using System.Text;
+using Gateway.Routing;
+using Gateway.TestKit;
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Storage.Tests;
+
+/// <summary>The store on a real LiteDB file in a per-test directory.</summary>
+[Trait("Category", "Unit")]
+public sealed class LiteDbMessageStoreTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("gateway-store-").FullName;
+    private readonly InMemoryLoggerProvider _logs = new();
+    private readonly ILoggerFactory _loggerFactory;
+
+    public LiteDbMessageStoreTests() => _loggerFactory = LoggerFactory.Create(b => b.AddProvider(_logs));
+
+    private string DatabasePath => Path.Combine(_directory, "gateway.db");
+
+    public void Dispose()
+    {
+        _loggerFactory.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private LiteDbMessageStore Open(StoreDurability durability = StoreDurability.Durable) =>
+        LiteDbMessageStore.Open(new StoreOptions { DataDirectory = _directory, Durability = durability }, _loggerFactory.CreateLogger("store"));
+
+    private static GatewayMessage Message(string body, MessageProperties? properties = null) =>
+        new("amq.topic", "sensors.boiler", Encoding.UTF8.GetBytes(body), properties, new MessageOrigin("mqtt", "sensor-1", "alice"));
+
+    private static string Text(StoredMessage stored) => Encoding.UTF8.GetString(stored.Message.Body.Span);
+
+    [Fact]
+    public async Task Queues_are_ordered_logs_trimmed_by_commit()
+    {
+        await using var store = Open();
+        for (var i = 1; i <= 5; i++)
+        {
+            Assert.Equal(i, await store.AppendAsync("uplink.cloud", Message($"c{i}"), default));
+        }
+
+        await store.AppendAsync("uplink.backup", Message("b1"), default);
+
+        var batch = await store.ReadBatchAsync("uplink.cloud", 0, 10, default);
+        Assert.Equal(["c1", "c2", "c3", "c4", "c5"], batch.Select(Text));
+        Assert.Equal([1L, 2, 3, 4, 5], batch.Select(m => m.Offset));
+
+        await store.CommitAsync("uplink.cloud", 3, default);
+
+        Assert.Equal(["c4", "c5"], (await store.ReadBatchAsync("uplink.cloud", 0, 10, default)).Select(Text));
+        Assert.Equal(["c5"], (await store.ReadBatchAsync("uplink.cloud", 5, 10, default)).Select(Text));
+        Assert.Equal(["c4"], (await store.ReadBatchAsync("uplink.cloud", 0, 1, default)).Select(Text));
+        Assert.Equal(["b1"], (await store.ReadBatchAsync("uplink.backup", 0, 10, default)).Select(Text));
+    }
+
+    [Fact]
+    public async Task Messages_and_their_properties_survive_a_restart_and_offsets_continue()
+    {
+        var properties = new MessageProperties
+        {
+            Persistent = true,
+            ContentType = "application/json",
+            CorrelationId = new byte[] { 1, 2, 255 },
+            ReplyTo = "replies.7",
+            Expiration = TimeSpan.FromSeconds(90),
+            MessageId = "m-1",
+            Timestamp = DateTimeOffset.FromUnixTimeMilliseconds(1_700_000_000_123),
+            Headers = new Dictionary<string, object?> { ["site"] = "north", ["attempt"] = 3, ["raw"] = new byte[] { 9 } },
+        };
+        await using (var store = Open())
+        {
+            await store.AppendAsync("q", Message("first", properties), default);
+            await store.AppendAsync("q", Message("second"), default);
+            await store.CommitAsync("q", 1, default);
+        }
+
+        await using (var reopened = Open())
+        {
+            var stored = Assert.Single(await reopened.ReadBatchAsync("q", 0, 10, default));
+            Assert.Equal("second", Text(stored));
+            Assert.Equal(3, await reopened.AppendAsync("q", Message("third", properties), default));
+
+            var third = (await reopened.ReadBatchAsync("q", 3, 1, default)).Single().Message;
+            Assert.Equal("amq.topic", third.Exchange);
+            Assert.Equal("sensors.boiler", third.RoutingKey);
+            Assert.Equal(new MessageOrigin("mqtt", "sensor-1", "alice"), third.Origin);
+            Assert.True(third.Persistent);
+            Assert.Equal("application/json", third.Properties.ContentType);
+            Assert.Equal(new byte[] { 1, 2, 255 }, third.Properties.CorrelationId.ToArray());
+            Assert.Equal("replies.7", third.Properties.ReplyTo);
+            Assert.Equal(TimeSpan.FromSeconds(90), third.Properties.Expiration);
+            Assert.Equal("m-1", third.Properties.MessageId);
+            Assert.Equal(properties.Timestamp, third.Properties.Timestamp);
+            Assert.Equal("north", third.Properties.Headers!["site"]);
+            Assert.Equal(3, third.Properties.Headers["attempt"]);
+            Assert.Equal(new byte[] { 9 }, (byte[])third.Properties.Headers["raw"]!);
+        }
+    }
+
+    [Theory]
+    [InlineData(StoreDurability.Durable)]
+    [InlineData(StoreDurability.Fast)]
+    public async Task Concurrent_appends_are_all_acknowledged_and_share_group_commits(StoreDurability durability)
+    {
+        await using var store = Open(durability);
+
+        var offsets = await Task.WhenAll(Enumerable.Range(0, 2000).Select(i => store.AppendAsync("q", Message($"m{i}"), default).AsTask()));
+
+        Assert.Equal(Enumerable.Range(1, 2000).Select(i => (long)i), offsets.Order());
+        Assert.Equal(2000, await store.CountAsync("q", default));
+        Assert.True(store.Groups < store.Operations / 2, $"{store.Operations} operations took {store.Groups} transactions");
+    }
+
+    [Fact]
+    public async Task A_file_of_garbage_is_moved_aside_and_the_store_starts_empty()
+    {
+        await File.WriteAllBytesAsync(DatabasePath, Enumerable.Range(0, 64 * 1024).Select(i => (byte)(i * 7919 % 251)).ToArray());
+
+        await using var store = Open();
+
+        Assert.Equal(1, await store.AppendAsync("q", Message("fresh"), default));
+        Assert.Single(Directory.GetFiles(_directory, "gateway.db.damaged-*"));
+        Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001 && e.Level == LogLevel.Critical);
+    }
+
+    [Fact]
+    public async Task A_truncated_file_is_moved_aside_and_what_can_be_read_is_kept()
+    {
+        await using (var store = Open())
+        {
+            await Task.WhenAll(Enumerable.Range(0, 3000).Select(i => store.AppendAsync("q", Message(new string('x', 200) + i), default).AsTask()));
+        }
+
+        var length = new FileInfo(DatabasePath).Length;
+        await using (var file = new FileStream(DatabasePath, FileMode.Open))
+        {
+            file.SetLength(length / 2);
+        }
+
+        await using var reopened = Open();
+
+        var remaining = await reopened.CountAsync("q", default);
+        Assert.InRange(remaining, 0, 2999);
+        var next = await reopened.AppendAsync("q", Message("after"), default);
+        Assert.True(next > 0);
+        Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001);
+    }
+}
