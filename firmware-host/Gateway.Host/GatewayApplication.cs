@@ -4,6 +4,7 @@ using System.Reflection;
 using Gateway.Gpio;
 using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
+using Gateway.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -49,6 +50,8 @@ public static class GatewayApplication
         builder.Services.AddSingleton<GatewayHealth>();
         builder.Services.AddHostedService<SystemdWatchdog>();
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(OpenStore);
+        builder.Services.AddSingleton<IRetainedMessageStore>(sp => sp.GetRequiredService<LiteDbMessageStore>());
         builder.Services.AddGatewayMqtt(builder.Configuration);
         builder.Services.AddGatewayGpio(builder.Configuration);
 
@@ -77,6 +80,24 @@ public static class GatewayApplication
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
         app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
         return app;
+    }
+
+    private static LiteDbMessageStore OpenStore(IServiceProvider services)
+    {
+        var storage = services.GetRequiredService<IOptions<StorageOptions>>().Value;
+        var options = new StoreOptions
+        {
+            DataDirectory = storage.DataDirectory,
+            Durability = storage.Durability == "fast" ? StoreDurability.Fast : StoreDurability.Durable,
+        };
+        try
+        {
+            return LiteDbMessageStore.Open(options, services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Storage"));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidOperationException($"Storage:DataDirectory '{Path.GetFullPath(storage.DataDirectory)}' cannot hold the message store: {ex.Message}", ex);
+        }
     }
 
     private static void MapEndpoints(WebApplication app)

@@ -24,6 +24,13 @@ public sealed class StorageOptions
 
     [Required(ErrorMessage = "Storage:DataDirectory is required")]
     public string DataDirectory { get; set; } = "./data";
+
+    /// <summary>
+    /// <c>durable</c>: a write is acknowledged once it is flushed to the data file (survives kill -9
+    /// and power loss). <c>fast</c>: once LiteDB has committed it in memory.
+    /// </summary>
+    [RegularExpression("^(durable|fast)$", ErrorMessage = "Storage:Durability must be durable or fast")]
+    public string Durability { get; set; } = "durable";
 }
 
 [OptionsValidator]

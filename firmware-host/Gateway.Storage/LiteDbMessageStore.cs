@@ -14,7 +14,7 @@ namespace Gateway.Storage;
 /// them to disk, so a writer is told "stored" only once its group survived that. Under load many
 /// appends share one transaction and one flush; each caller still waits for its own.
 /// </summary>
-public sealed partial class LiteDbMessageStore : IMessageStore, IAsyncDisposable
+public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessageStore, IAsyncDisposable
 {
     private readonly Channel<StoreOperation> _operations;
     private readonly StoreOptions _options;
@@ -75,6 +75,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IAsyncDisposable
 
     public ValueTask<int> PurgeExpiredAsync(CancellationToken cancellationToken) =>
         ValueTask.FromResult(0); // Message age limits arrive with the uplink buffer limits.
+
+    public ValueTask SetRetainedAsync(string topic, GatewayMessage? message, CancellationToken cancellationToken) =>
+        new(SubmitAsync(new SetRetainedOperation(topic, message), cancellationToken).AsTask());
+
+    public ValueTask<IReadOnlyList<KeyValuePair<string, GatewayMessage>>> LoadRetainedAsync(CancellationToken cancellationToken) =>
+        SubmitAsync(new LoadRetainedOperation(), cancellationToken);
 
     /// <summary>How many messages a queue holds.</summary>
     public ValueTask<long> CountAsync(string queue, CancellationToken cancellationToken) =>

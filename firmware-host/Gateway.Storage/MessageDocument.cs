@@ -12,6 +12,7 @@ namespace Gateway.Storage;
 internal static class MessageDocument
 {
     public const string Collection = "log";
+    public const string RetainedCollection = "retained";
     private const char Separator = '\0';
 
     public static string Key(string queue, long offset) =>

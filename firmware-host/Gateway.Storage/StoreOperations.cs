@@ -78,4 +78,40 @@ public sealed partial class LiteDbMessageStore
             return false;
         }
     }
+
+    private ILiteCollection<BsonDocument> Retained => _database.GetCollection(MessageDocument.RetainedCollection);
+
+    private sealed class SetRetainedOperation(string topic, GatewayMessage? message) : StoreOperation<bool>
+    {
+        public override bool Apply(LiteDbMessageStore store)
+        {
+            if (message is null)
+            {
+                SetResult(store.Retained.Delete(topic));
+            }
+            else
+            {
+                var document = MessageDocument.ToDocument(string.Empty, 0, message);
+                document["_id"] = topic;
+                SetResult(store.Retained.Upsert(document));
+            }
+
+            return true;
+        }
+    }
+
+    private sealed class LoadRetainedOperation : StoreOperation<IReadOnlyList<KeyValuePair<string, GatewayMessage>>>
+    {
+        public override bool Apply(LiteDbMessageStore store)
+        {
+            var retained = new List<KeyValuePair<string, GatewayMessage>>();
+            foreach (var document in store.Retained.FindAll())
+            {
+                retained.Add(new(document["_id"].AsString, MessageDocument.ToMessage(document)));
+            }
+
+            SetResult(retained);
+            return false;
+        }
+    }
 }

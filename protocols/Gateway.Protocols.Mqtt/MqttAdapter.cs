@@ -33,6 +33,7 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
     private readonly MqttOptions _options;
     private readonly SubscriptionBindings _subscriptions;
     private readonly SubscriberFlow _flow = new();
+    private readonly IRetainedMessageStore? _retainedStore;
     private readonly CancellationTokenSource _stopping = new();
     private QueueConsumer? _consumer;
     private Task _pump = Task.CompletedTask;
@@ -43,9 +44,11 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         MqttConnectionHandler connectionHandler,
         IOptions<MqttOptions> options,
         ILoggerFactory loggerFactory,
-        IHostApplicationLifetime lifetime)
+        IHostApplicationLifetime lifetime,
+        IRetainedMessageStore? retainedStore = null)
     {
         _router = router;
+        _retainedStore = retainedStore;
         _logger = loggerFactory.CreateLogger<MqttAdapter>();
         _options = options.Value;
         var serverOptions = new MqttServerOptionsBuilder()
@@ -57,6 +60,8 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         _subscriptions = new SubscriptionBindings(router, _logger);
         Server.ValidatingConnectionAsync += OnValidatingConnectionAsync;
         Server.InterceptingPublishAsync += OnInterceptingPublishAsync;
+        Server.LoadingRetainedMessageAsync += OnLoadingRetainedMessagesAsync;
+        Server.RetainedMessagesClearedAsync += OnRetainedMessagesClearedAsync;
         Server.ClientSubscribedTopicAsync += e => _subscriptions.AddAsync(e.ClientId, e.TopicFilter.Topic);
         Server.ClientUnsubscribedTopicAsync += e => _subscriptions.RemoveAsync(e.ClientId, e.TopicFilter);
         Server.SessionDeletedAsync += e => _subscriptions.RemoveClientAsync(e.Id);
@@ -140,6 +145,34 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         }
     }
 
+    private async Task OnLoadingRetainedMessagesAsync(LoadingRetainedMessagesEventArgs e)
+    {
+        if (_retainedStore is null)
+        {
+            return;
+        }
+
+        foreach (var (_, message) in await _retainedStore.LoadRetainedAsync(CancellationToken.None))
+        {
+            e.LoadedRetainedMessages.Add(MqttMessageMapper.ToMqtt(message));
+        }
+
+        MqttLog.RetainedLoaded(_logger, e.LoadedRetainedMessages.Count);
+    }
+
+    private async Task OnRetainedMessagesClearedAsync(EventArgs e)
+    {
+        if (_retainedStore is null)
+        {
+            return;
+        }
+
+        foreach (var (topic, _) in await _retainedStore.LoadRetainedAsync(CancellationToken.None))
+        {
+            await _retainedStore.SetRetainedAsync(topic, null, CancellationToken.None);
+        }
+    }
+
     private Task OnOutboundPacketAsync(InterceptingPacketEventArgs e)
     {
         switch (e.Packet)
@@ -202,8 +235,13 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
             var message = MqttMessageMapper.ToGateway(application, e.ClientId, e.UserName);
             if (application.Retain)
             {
-                // The retained store must hold it even when nobody is subscribed right now.
+                // The retained store must hold it even when nobody is subscribed right now, and
+                // on disk before the publisher is acknowledged; an empty payload clears it.
                 await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
+                if (_retainedStore is not null)
+                {
+                    await _retainedStore.SetRetainedAsync(application.Topic, message.Body.IsEmpty ? null : message, e.CancellationToken);
+                }
             }
 
             var result = await _router.PublishAsync(message, e.CancellationToken);

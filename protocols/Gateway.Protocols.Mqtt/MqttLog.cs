@@ -29,6 +29,9 @@ internal static partial class MqttLog
     [LoggerMessage(EventId = 1007, Level = LogLevel.Error, Message = "Binding MQTT subscription '{Filter}' for client {ClientId} failed")]
     public static partial void SubscribeFailed(ILogger logger, string filter, string clientId, Exception exception);
 
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Loaded {Count} retained messages from the store")]
+    public static partial void RetainedLoaded(ILogger logger, int count);
+
     [LoggerMessage(EventId = 1050, Message = "{Source}: {Message}")]
     public static partial void MqttNet(ILogger logger, LogLevel level, string source, string message, Exception? exception);
 }
