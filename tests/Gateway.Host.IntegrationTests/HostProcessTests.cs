@@ -24,6 +24,8 @@ public sealed partial class HostProcessTests
     [InlineData("--Mqtt:BindAddress=not-an-ip", "Mqtt:BindAddress")]
     [InlineData("--Http:Port=-5", "Http:Port")]
     [InlineData("--Mqtt:ConnectTimeout=forever", "Mqtt:ConnectTimeout")]
+    [InlineData("--Storage:DataDirectory=/etc/hostname", "Storage:DataDirectory")]
+    [InlineData("--Storage:Durability=sometimes", "Storage:Durability")]
     public async Task Bad_configuration_stops_start_up_with_a_message_naming_the_key(string argument, string key)
     {
         using var directory = new TempDirectory();
