@@ -17,13 +17,26 @@ internal static class ConfigurationError
             case InvalidOperationException { InnerException: not null } binding when binding.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal):
                 // "Failed to convert configuration value 'abc' at 'Mqtt:Port' to type 'System.Int32'."
                 return binding.Message;
-            case InvalidOperationException storage when storage.Message.StartsWith("Storage:", StringComparison.Ordinal):
-                return storage.Message;
             default:
                 return exception.InnerException is { } inner ? Describe(inner) : null;
         }
     }
 
-    private static string Qualify(string? section, string failure) =>
-        section is null || failure.StartsWith(section + ":", StringComparison.Ordinal) ? failure : $"{section}:{failure}";
+    // "MaxPacketSize: The field ..." becomes "Mqtt:MaxPacketSize: The field ..."; a failure whose
+    // text already names its key ("Name: Gpio:Pins:N:Name is required") keeps just that text.
+    private static string Qualify(string? section, string failure)
+    {
+        if (section is null || failure.StartsWith(section + ":", StringComparison.Ordinal))
+        {
+            return failure;
+        }
+
+        var colon = failure.IndexOf(": ", StringComparison.Ordinal);
+        if (colon > 0 && failure.AsSpan(colon + 2).StartsWith(section + ":", StringComparison.Ordinal))
+        {
+            return failure[(colon + 2)..];
+        }
+
+        return $"{section}:{failure}";
+    }
 }

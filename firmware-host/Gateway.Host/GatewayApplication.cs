@@ -46,7 +46,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton(sp => new MessageRouter(sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<IMessageRouter>(sp => sp.GetRequiredService<MessageRouter>());
         builder.Services.AddSingleton<GatewayEndpoints>();
-        builder.Services.AddHostedService<DataDirectoryService>();
+        builder.Services.AddSingleton<IValidateOptions<StorageOptions>, DataDirectoryValidator>();
         builder.Services.AddSingleton<GatewayHealth>();
         builder.Services.AddHostedService<SystemdWatchdog>();
         builder.Services.TryAddSingleton(TimeProvider.System);
@@ -76,6 +76,12 @@ public static class GatewayApplication
 
         configure?.Invoke(builder);
         var app = builder.Build();
+
+        // Bad configuration stops here, before the host starts anything, with one line naming the key.
+        _ = app.Services.GetRequiredService<IOptions<HttpOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<GpioOptions>>().Value;
         MapEndpoints(app);
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
         app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
@@ -90,14 +96,7 @@ public static class GatewayApplication
             DataDirectory = storage.DataDirectory,
             Durability = storage.Durability == "fast" ? StoreDurability.Fast : StoreDurability.Durable,
         };
-        try
-        {
-            return LiteDbMessageStore.Open(options, services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Storage"));
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new InvalidOperationException($"Storage:DataDirectory '{Path.GetFullPath(storage.DataDirectory)}' cannot hold the message store: {ex.Message}", ex);
-        }
+        return LiteDbMessageStore.Open(options, services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Storage"));
     }
 
     private static void MapEndpoints(WebApplication app)

@@ -43,6 +43,35 @@ internal sealed partial class StorageOptionsValidator : IValidateOptions<Storage
 {
 }
 
+/// <summary>
+/// The data directory must exist (it is created) and take writes, checked with the other
+/// options so a bad one stops start-up with one line naming the key.
+/// </summary>
+internal sealed class DataDirectoryValidator : IValidateOptions<StorageOptions>
+{
+    public ValidateOptionsResult Validate(string? name, StorageOptions options)
+    {
+        if (string.IsNullOrEmpty(options.DataDirectory))
+        {
+            return ValidateOptionsResult.Success; // the required-field check reports it
+        }
+
+        var directory = Path.GetFullPath(options.DataDirectory);
+        try
+        {
+            Directory.CreateDirectory(directory);
+            var probe = Path.Combine(directory, ".write-test");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+            return ValidateOptionsResult.Success;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return ValidateOptionsResult.Fail($"Storage:DataDirectory '{directory}' is not a writable directory: {ex.Message}");
+        }
+    }
+}
+
 /// <summary>Listener addresses must parse; the message names the key.</summary>
 internal sealed class BindAddressValidator : IValidateOptions<HttpOptions>, IValidateOptions<MqttOptions>
 {
