@@ -25,7 +25,7 @@ public sealed class GatewayHealth(
     {
         var problems = new List<string>();
         CheckRouter(problems);
-        await CheckDataDirectoryAsync(problems, cancellationToken);
+        CheckDataDirectory(problems);
         await CheckMqttAsync(problems, cancellationToken);
         return new HealthReport(problems);
     }
@@ -47,18 +47,11 @@ public sealed class GatewayHealth(
         }
     }
 
-    private async Task CheckDataDirectoryAsync(List<string> problems, CancellationToken cancellationToken)
+    private void CheckDataDirectory(List<string> problems)
     {
-        var directory = Path.GetFullPath(storage.Value.DataDirectory);
-        try
+        if (DataDirectory.CheckWritable(storage.Value.DataDirectory) is { } problem)
         {
-            var probe = Path.Combine(directory, ".health");
-            await File.WriteAllBytesAsync(probe, [1], cancellationToken);
-            File.Delete(probe);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            problems.Add($"storage: data directory {directory} is not writable ({ex.Message})");
+            problems.Add("storage: data directory " + problem);
         }
     }
 

@@ -56,18 +56,29 @@ internal sealed class DataDirectoryValidator : IValidateOptions<StorageOptions>
             return ValidateOptionsResult.Success; // the required-field check reports it
         }
 
-        var directory = Path.GetFullPath(options.DataDirectory);
+        var problem = DataDirectory.CheckWritable(options.DataDirectory);
+        return problem is null ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail("Storage:DataDirectory " + problem);
+    }
+}
+
+/// <summary>The one check that the data directory exists (it is created) and takes writes.</summary>
+internal static class DataDirectory
+{
+    /// <summary>Null when usable; otherwise what is wrong, naming the directory.</summary>
+    public static string? CheckWritable(string path)
+    {
+        var directory = Path.GetFullPath(path);
         try
         {
             Directory.CreateDirectory(directory);
             var probe = Path.Combine(directory, ".write-test");
-            File.WriteAllBytes(probe, []);
+            File.WriteAllBytes(probe, [1]);
             File.Delete(probe);
-            return ValidateOptionsResult.Success;
+            return null;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return ValidateOptionsResult.Fail($"Storage:DataDirectory '{directory}' is not a writable directory: {ex.Message}");
+            return $"'{directory}' is not a writable directory: {ex.Message}";
         }
     }
 }
