@@ -19,8 +19,11 @@ public readonly struct Delivery
     internal QueueEntry Entry { get; }
 }
 
-/// <summary>A message's place in a queue: its sequence number fixes its position for requeues.</summary>
-internal readonly record struct QueueEntry(long Seq, GatewayMessage Message, long ExpiresAt, bool Redelivered)
+/// <summary>
+/// A message's place in a queue: its sequence number fixes its position for requeues (and is
+/// its offset in a durable queue's log). Times are <see cref="TimeProvider"/> timestamps.
+/// </summary>
+internal readonly record struct QueueEntry(long Seq, GatewayMessage Message, long EnqueuedAt, long ExpiresAt, bool Redelivered)
 {
     public const long Never = long.MaxValue;
 }

@@ -1,24 +1,44 @@
 namespace Gateway.Routing;
 
 /// <summary>
-/// The seam for durable queues (ARCHITECTURE.md, store-and-forward): an ordered log per queue
-/// plus a checkpoint. Gateway.Storage implements it over LiteDB; until a store is registered,
-/// declaring a durable queue fails with 540 not-implemented rather than pretending.
+/// The seam for durable queues (ARCHITECTURE.md, store-and-forward): an ordered log per queue.
+/// Gateway.Storage implements it over LiteDB. The queue assigns offsets; the store applies
+/// operations in the order they were submitted, so a removal always follows its append.
+/// Until a store is registered, declaring a durable queue fails with 540 not-implemented.
 /// </summary>
 public interface IMessageStore
 {
-    /// <summary>Appends a message to a queue's log once it is on disk; returns its offset.</summary>
-    ValueTask<long> AppendAsync(string queue, GatewayMessage message, CancellationToken cancellationToken);
+    /// <summary>
+    /// How long the store has been open, summed over every run. Message ages are measured on
+    /// this clock, so a wall-clock jump (a board without RTC booting at 1970, then NTP) neither
+    /// expires stored messages early nor keeps them forever. Time the gateway is off does not count.
+    /// </summary>
+    TimeSpan Clock { get; }
 
-    /// <summary>Reads up to <paramref name="max"/> messages starting at <paramref name="fromOffset"/>.</summary>
-    ValueTask<IReadOnlyList<StoredMessage>> ReadBatchAsync(string queue, long fromOffset, int max, CancellationToken cancellationToken);
+    /// <summary>What a queue's log held when the store was opened (what survived the last run); empty after the first call.</summary>
+    QueueLogInfo OpenQueue(string queue);
 
-    /// <summary>Acknowledges everything up to and including <paramref name="offset"/>.</summary>
-    ValueTask CommitAsync(string queue, long offset, CancellationToken cancellationToken);
+    /// <summary>
+    /// Submits an append without waiting; <paramref name="committed"/> completes once the message
+    /// is on disk. Returns false when the writer's queue is full (the caller refuses the message).
+    /// </summary>
+    bool TryAppend(string queue, long offset, GatewayMessage message, TimeSpan enqueuedAt, out Task committed);
 
-    /// <summary>Removes expired messages; returns how many.</summary>
-    ValueTask<int> PurgeExpiredAsync(CancellationToken cancellationToken);
+    /// <summary>Reads up to <paramref name="max"/> messages with offsets in [<paramref name="fromOffset"/>, <paramref name="toOffset"/>).</summary>
+    ValueTask<IReadOnlyList<StoredMessage>> ReadBatchAsync(string queue, long fromOffset, long toOffset, int max, CancellationToken cancellationToken);
+
+    /// <summary>Removes one message (acknowledged, dropped or expired). Never waits; a lost removal only means a redelivery.</summary>
+    void Remove(string queue, long offset);
+
+    /// <summary>Removes the messages with offsets from <paramref name="first"/> to <paramref name="last"/> inclusive (purge, delete).</summary>
+    void RemoveRange(string queue, long first, long last);
 }
 
 /// <summary>A message read back from the store with its position in the queue's log.</summary>
-public readonly record struct StoredMessage(long Offset, GatewayMessage Message);
+/// <param name="Offset">Its offset in the queue's log.</param>
+/// <param name="Message">The message.</param>
+/// <param name="EnqueuedAt">When it was stored, on the store's <see cref="IMessageStore.Clock"/>.</param>
+public readonly record struct StoredMessage(long Offset, GatewayMessage Message, TimeSpan EnqueuedAt);
+
+/// <summary>What a queue's log holds.</summary>
+public readonly record struct QueueLogInfo(long Count, long Bytes, long FirstOffset, long LastOffset);

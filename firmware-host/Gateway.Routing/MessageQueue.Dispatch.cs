@@ -5,7 +5,7 @@ public sealed partial class MessageQueue
     private void DispatchLocked(long now, ref List<GatewayMessage>? dead)
     {
         var count = _consumers.Count;
-        while (count > 0 && ReadyCountLocked > 0)
+        while (count > 0 && WindowCountLocked > 0)
         {
             QueueConsumer? target = null;
             for (var i = 0; i < count; i++)
@@ -25,7 +25,7 @@ public sealed partial class MessageQueue
             }
 
             ExpireHeadLocked(now, ref dead);
-            if (ReadyCountLocked == 0)
+            if (WindowCountLocked == 0)
             {
                 break;
             }
@@ -36,10 +36,12 @@ public sealed partial class MessageQueue
             if (target.AutoAck)
             {
                 _acknowledged++;
+                _log?.Remove(Name, entry.Seq);
             }
         }
 
         SignalFlowLocked(force: false);
+        RefillLocked();
     }
 
     private QueueEntry DequeueHeadLocked()
@@ -60,26 +62,34 @@ public sealed partial class MessageQueue
             return;
         }
 
-        while (ReadyCountLocked > 0 && PeekHeadLocked().ExpiresAt <= now)
+        while (WindowCountLocked > 0 && PeekHeadLocked().ExpiresAt <= now)
         {
             var entry = DequeueHeadLocked();
             _expired++;
+            _log?.Remove(Name, entry.Seq);
             AddDeadLetterLocked(entry.Message, "expired", ref dead);
         }
     }
 
     private bool WouldOverflowLocked(int bodyLength) =>
         (Arguments.MaxLength is { } maxLength && ReadyCountLocked >= maxLength) ||
-        (Arguments.MaxLengthBytes is { } maxBytes && _readyBytes + bodyLength > maxBytes);
+        (Arguments.MaxLengthBytes is { } maxBytes && ReadyBytesLocked + bodyLength > maxBytes);
 
     private void DropHeadOverLimitLocked(ref List<GatewayMessage>? dead)
     {
         while (ReadyCountLocked > 0 &&
             ((Arguments.MaxLength is { } maxLength && ReadyCountLocked > maxLength) ||
-             (Arguments.MaxLengthBytes is { } maxBytes && _readyBytes > maxBytes)))
+             (Arguments.MaxLengthBytes is { } maxBytes && ReadyBytesLocked > maxBytes)))
         {
-            var entry = DequeueHeadLocked();
             _droppedMaxLength++;
+            if (WindowCountLocked == 0)
+            {
+                DropDiskHeadLocked();
+                continue;
+            }
+
+            var entry = DequeueHeadLocked();
+            _log?.Remove(Name, entry.Seq);
             AddDeadLetterLocked(entry.Message, "maxlen", ref dead);
         }
     }
@@ -90,12 +100,14 @@ public sealed partial class MessageQueue
         {
             case Settlement.Ack:
                 _acknowledged++;
+                _log?.Remove(Name, entry.Seq);
                 break;
             case Settlement.Requeue:
                 RequeueLocked(entry with { Redelivered = true });
                 break;
             case Settlement.DeadLetter:
                 _acknowledged++;
+                _log?.Remove(Name, entry.Seq);
                 AddDeadLetterLocked(entry.Message, "rejected", ref dead);
                 break;
         }

@@ -1,10 +1,12 @@
 namespace Gateway.Routing;
 
 /// <summary>
-/// A transient queue: ready messages in order, deliveries round-robin to consumers with credit,
+/// A queue: ready messages in order, deliveries round-robin to consumers with credit,
 /// acknowledgements, requeues back to the original position, TTL, length limits and
 /// dead-lettering, as a RabbitMQ classic queue behaves. One lock per queue; messages that must
-/// be dead-lettered are routed after it is released, so queues never hold two locks.
+/// be dead-lettered are routed after it is released, so queues never hold two locks. A durable
+/// queue also writes every message to the store's log and keeps only a window in memory
+/// (MessageQueue.Durable.cs).
 /// </summary>
 public sealed partial class MessageQueue
 {
@@ -34,13 +36,17 @@ public sealed partial class MessageQueue
     private long _expired;
     private long _deadLettered;
 
-    internal MessageQueue(string name, QueueOptions options, MessageRouter router, TimeProvider time)
+    internal MessageQueue(string name, QueueOptions options, MessageRouter router, TimeProvider time, IMessageStore? log = null)
     {
         Name = name;
         Options = options;
         Arguments = QueueArguments.Parse(options.Arguments);
         _router = router;
         _time = time;
+        if (log is not null)
+        {
+            OpenLog(log);
+        }
     }
 
     public string Name { get; }
@@ -84,15 +90,21 @@ public sealed partial class MessageQueue
                 unacked += consumer.UnackedCount;
             }
 
+            var oldest = WindowCountLocked > 0 ? _time.GetElapsedTime(PeekHeadLocked().EnqueuedAt) : TimeSpan.Zero;
             return new QueueStatistics(
-                ReadyCountLocked, _readyBytes, unacked, _consumers.Count, _published, _delivered, _acknowledged,
-                _droppedMaxLength, _rejected, _expired, _deadLettered);
+                ReadyCountLocked, ReadyBytesLocked, unacked, _consumers.Count, _published, _delivered, _acknowledged,
+                _droppedMaxLength, _rejected, _expired, _deadLettered, oldest);
         }
     }
 
     internal List<Binding> BindingsLocked { get; } = [];
 
-    private int ReadyCountLocked => _ready.Count + _requeued.Count;
+    // Ready messages: in memory plus, for a durable queue, those only on disk so far.
+    private int ReadyCountLocked => WindowCountLocked + (int)Math.Min(_diskOnlyCount, int.MaxValue - WindowCountLocked);
+
+    private long ReadyBytesLocked => _readyBytes + _diskOnlyBytes;
+
+    private int WindowCountLocked => _ready.Count + _requeued.Count;
 
     public QueueConsumer AddConsumer(ConsumerOptions options)
     {
@@ -124,10 +136,11 @@ public sealed partial class MessageQueue
         }
     }
 
-    internal EnqueueOutcome Enqueue(GatewayMessage message)
+    internal EnqueueOutcome Enqueue(GatewayMessage message, out Task? committed)
     {
         List<GatewayMessage>? dead = null;
         EnqueueOutcome outcome;
+        committed = null;
         lock (_sync)
         {
             if (_deleted)
@@ -148,13 +161,23 @@ public sealed partial class MessageQueue
 
                 outcome = EnqueueOutcome.Rejected;
             }
+            else if (_log is not null && !_log.TryAppend(Name, _nextSeq, message, _log.Clock, out committed))
+            {
+                _rejected++; // the store's writer is saturated: refuse rather than hold it unsaved
+                committed = null;
+                outcome = EnqueueOutcome.Rejected;
+            }
             else
             {
-                var entry = new QueueEntry(_nextSeq++, message, ExpiryFor(message, now), Redelivered: false);
+                var entry = new QueueEntry(_nextSeq++, message, now, ExpiryFor(message, now), Redelivered: false);
                 _expiring |= entry.ExpiresAt != QueueEntry.Never;
-                _ready.Push(entry);
-                _readyBytes += message.Body.Length;
-                DispatchLocked(now, ref dead);
+                if (KeepInWindowLocked(entry))
+                {
+                    _ready.Push(entry);
+                    _readyBytes += message.Body.Length;
+                    DispatchLocked(now, ref dead);
+                }
+
                 DropHeadOverLimitLocked(ref dead);
                 outcome = Options.FlowLimit > 0 && ReadyCountLocked >= Options.FlowLimit && _consumers.Count > 0
                     ? EnqueueOutcome.AcceptedFlowBlocked
@@ -310,6 +333,7 @@ public sealed partial class MessageQueue
             }
 
             _consumers.Clear();
+            _log?.RemoveRange(Name, 0, long.MaxValue);
             return ClearReadyLocked();
         }
     }
@@ -317,6 +341,12 @@ public sealed partial class MessageQueue
     private int ClearReadyLocked()
     {
         var count = ReadyCountLocked;
+        if (_log is not null)
+        {
+            RemoveWindowFromLogLocked();
+            SkipDiskOnlyLocked();
+        }
+
         _ready.Clear();
         _requeued.Clear();
         _readyBytes = 0;
@@ -337,7 +367,8 @@ public readonly record struct QueueStatistics(
     long DroppedMaxLength,
     long RejectedMaxLength,
     long Expired,
-    long DeadLettered);
+    long DeadLettered,
+    TimeSpan OldestReadyAge);
 
 internal enum EnqueueOutcome
 {

@@ -38,14 +38,20 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
 
     public IReadOnlyCollection<MessageQueue> Queues => [.. _queues.Values];
 
+    /// <summary>
+    /// Routes a message; completes when every durable queue that took it has it on disk, and
+    /// after waiting for flow control.
+    /// </summary>
     public ValueTask<RouteResult> PublishAsync(GatewayMessage message, CancellationToken cancellationToken)
     {
-        var result = Route(message, out var blocked);
-        return blocked is null ? ValueTask.FromResult(result) : WaitForFlowAsync(result, blocked, cancellationToken);
+        var result = Route(message, out var blocked, out var committed);
+        return blocked is null && committed is null
+            ? ValueTask.FromResult(result)
+            : WaitAsync(result, blocked, committed, cancellationToken);
     }
 
-    /// <summary>Routes without waiting for flow control.</summary>
-    public RouteResult Route(GatewayMessage message) => Route(message, out _);
+    /// <summary>Routes without waiting for flow control or the disk.</summary>
+    public RouteResult Route(GatewayMessage message) => Route(message, out _, out _);
 
     public Exchange DeclareExchange(string name, ExchangeType type, bool durable = false, bool autoDelete = false)
     {
@@ -149,7 +155,7 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
                 RoutingException.Throw(RoutingException.NotImplemented, $"queue '{name}': durable queues need the message store, which is not enabled");
             }
 
-            var queue = new MessageQueue(name, options, this, _time);
+            var queue = new MessageQueue(name, options, this, _time, options.Durable ? _store : null);
             _queues[name] = queue;
             return queue;
         }
@@ -253,15 +259,25 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
         }
     }
 
-    private static async ValueTask<RouteResult> WaitForFlowAsync(RouteResult result, MessageQueue blocked, CancellationToken cancellationToken)
+    private static async ValueTask<RouteResult> WaitAsync(RouteResult result, MessageQueue? blocked, Task? committed, CancellationToken cancellationToken)
     {
-        await blocked.WaitForFlowAsync(cancellationToken);
+        if (committed is not null)
+        {
+            await committed.WaitAsync(cancellationToken);
+        }
+
+        if (blocked is not null)
+        {
+            await blocked.WaitForFlowAsync(cancellationToken);
+        }
+
         return result;
     }
 
-    private RouteResult Route(GatewayMessage message, out MessageQueue? flowBlocked)
+    private RouteResult Route(GatewayMessage message, out MessageQueue? flowBlocked, out Task? committed)
     {
         flowBlocked = null;
+        committed = null;
         if (!_exchanges.TryGetValue(message.Exchange, out var exchange))
         {
             return RouteResult.ExchangeNotFound;
@@ -272,9 +288,23 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
         {
             exchange.Route(message, targets);
             int accepted = 0, rejected = 0;
+            List<Task>? commits = null;
             for (var i = 0; i < targets.Count; i++)
             {
-                switch (targets[i].Enqueue(message))
+                var outcome = targets[i].Enqueue(message, out var commit);
+                if (commit is not null)
+                {
+                    if (committed is null)
+                    {
+                        committed = commit;
+                    }
+                    else
+                    {
+                        (commits ??= [committed]).Add(commit);
+                    }
+                }
+
+                switch (outcome)
                 {
                     case EnqueueOutcome.Accepted:
                         accepted++;
@@ -287,6 +317,11 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
                         rejected++;
                         break;
                 }
+            }
+
+            if (commits is not null)
+            {
+                committed = Task.WhenAll(commits);
             }
 
             var status = rejected > 0 ? RouteStatus.Rejected : accepted > 0 ? RouteStatus.Routed : RouteStatus.Unroutable;

@@ -25,6 +25,9 @@ internal sealed class RingBuffer<T>
 
     public ref readonly T PeekRef() => ref _items[_head];
 
+    /// <summary>The element <paramref name="index"/> places from the head.</summary>
+    public ref readonly T this[int index] => ref _items[(_head + index) % _items.Length];
+
     public T Pop()
     {
         var item = _items[_head];

@@ -20,9 +20,13 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly StoreOptions _options;
     private readonly ILogger _logger;
     private readonly Dictionary<string, long> _lastOffsets = new(StringComparer.Ordinal); // writer thread only
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TimeProvider _time;
+    private readonly long _openedAt;
     private LiteDatabase _database;
+    private TimeSpan _clockAtOpen;
     private long _groups;
     private long _operationCount;
 
@@ -37,7 +41,10 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
             SingleReader = true,
             FullMode = BoundedChannelFullMode.Wait,
         });
-        MessageCount = LoadOffsets();
+        _time = options.TimeProvider;
+        _openedAt = _time.GetTimestamp();
+        _clockAtOpen = LoadClock();
+        MessageCount = LoadOffsets(snapshot: true);
         _writer = new Thread(WriterLoop) { IsBackground = true, Name = "gateway-store" };
         _writer.Start();
     }
@@ -67,17 +74,35 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         return store;
     }
 
+    public TimeSpan Clock => _clockAtOpen + _time.GetElapsedTime(_openedAt);
+
+    /// <summary>Appends at the next offset of the queue's log once it is on disk; returns the offset.</summary>
     public ValueTask<long> AppendAsync(string queue, GatewayMessage message, CancellationToken cancellationToken) =>
-        SubmitAsync(new AppendOperation(queue, message), cancellationToken);
+        SubmitAsync(new AppendOperation(queue, null, message, Clock), cancellationToken);
 
-    public async ValueTask<IReadOnlyList<StoredMessage>> ReadBatchAsync(string queue, long fromOffset, int max, CancellationToken cancellationToken) =>
-        await SubmitAsync(new ReadOperation(queue, fromOffset, max), cancellationToken);
+    public bool TryAppend(string queue, long offset, GatewayMessage message, TimeSpan enqueuedAt, out Task committed)
+    {
+        var operation = new AppendOperation(queue, offset, message, enqueuedAt);
+        committed = operation.Task;
+        return _operations.Writer.TryWrite(operation);
+    }
 
+    public QueueLogInfo OpenQueue(string queue) => _atOpen.TryRemove(queue, out var info) ? info : default;
+
+    public async ValueTask<IReadOnlyList<StoredMessage>> ReadBatchAsync(string queue, long fromOffset, long toOffset, int max, CancellationToken cancellationToken) =>
+        await SubmitAsync(new ReadOperation(queue, fromOffset, toOffset, max), cancellationToken);
+
+    /// <summary>Reads up to <paramref name="max"/> messages from <paramref name="fromOffset"/> on.</summary>
+    public ValueTask<IReadOnlyList<StoredMessage>> ReadBatchAsync(string queue, long fromOffset, int max, CancellationToken cancellationToken) =>
+        ReadBatchAsync(queue, fromOffset, long.MaxValue, max, cancellationToken);
+
+    /// <summary>Removes everything up to and including <paramref name="offset"/>.</summary>
     public async ValueTask CommitAsync(string queue, long offset, CancellationToken cancellationToken) =>
-        await SubmitAsync(new TrimOperation(queue, offset), cancellationToken);
+        await SubmitAsync(new TrimOperation(queue, 0, offset), cancellationToken);
 
-    public ValueTask<int> PurgeExpiredAsync(CancellationToken cancellationToken) =>
-        ValueTask.FromResult(0); // Message age limits arrive with the uplink buffer limits.
+    public void Remove(string queue, long offset) => Post(new TrimOperation(queue, offset, offset));
+
+    public void RemoveRange(string queue, long first, long last) => Post(new TrimOperation(queue, first, last));
 
     public ValueTask SetRetainedAsync(string topic, GatewayMessage? message, CancellationToken cancellationToken) =>
         new(SubmitAsync(new SetRetainedOperation(topic, message), cancellationToken).AsTask());
@@ -100,6 +125,28 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     {
         await _operations.Writer.WriteAsync(operation, cancellationToken);
         return await operation.Task.WaitAsync(cancellationToken);
+    }
+
+    // Removals never make anyone wait: they are bounded by the deliveries outstanding, so when
+    // the writer's queue is full they wait for room on their own.
+    private void Post(StoreOperation operation)
+    {
+        if (!_operations.Writer.TryWrite(operation))
+        {
+            _ = PostLaterAsync(operation);
+        }
+    }
+
+    private async Task PostLaterAsync(StoreOperation operation)
+    {
+        try
+        {
+            await _operations.Writer.WriteAsync(operation);
+        }
+        catch (ChannelClosedException)
+        {
+            // Shutting down: the message stays and is delivered again after the restart.
+        }
     }
 
     private void WriterLoop()
@@ -132,17 +179,24 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     private void RunGroup(List<StoreOperation> group)
     {
-        var writes = false;
+        bool writes = false, needsFlush = false;
         try
         {
             _database.BeginTrans();
             foreach (var operation in group)
             {
-                writes |= operation.Apply(this);
+                var effect = operation.Apply(this);
+                writes |= effect != StoreEffect.None;
+                needsFlush |= effect == StoreEffect.MustFlush;
+            }
+
+            if (writes)
+            {
+                SaveClock();
             }
 
             _database.Commit();
-            if (writes && _options.Durability == StoreDurability.Durable)
+            if (needsFlush && _options.Durability == StoreDurability.Durable)
             {
                 _database.Checkpoint();
             }
@@ -184,21 +238,40 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     private ILiteCollection<BsonDocument> Log => _database.GetCollection(MessageDocument.Collection);
 
+    private ILiteCollection<BsonDocument> Meta => _database.GetCollection(MessageDocument.MetaCollection);
+
+    private TimeSpan LoadClock()
+    {
+        var document = Meta.FindById(MessageDocument.ClockId);
+        return document is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(document["ms"].AsInt64);
+    }
+
+    private void SaveClock() =>
+        Meta.Upsert(new BsonDocument { ["_id"] = MessageDocument.ClockId, ["ms"] = (long)Clock.TotalMilliseconds });
+
     private int QueueCountAtOpen { get; set; }
 
     // Returns how many messages there are; runs before the writer thread starts, or on it.
-    private long LoadOffsets()
+    // Reads keys and sizes only, never bodies.
+    private long LoadOffsets(bool snapshot)
     {
         long count = 0;
-        // Only the primary key is read, never the bodies.
-        foreach (var row in Log.Query().Select(x => x["_id"]).ToEnumerable())
+        foreach (var row in Log.Query().Select("{_id: $._id, n: $.n}").ToEnumerable())
         {
-            var id = (row.IsDocument ? row.AsDocument["_id"] : row).AsString;
+            var id = row["_id"].AsString;
             var queue = MessageDocument.QueueOf(id);
             var offset = MessageDocument.OffsetOf(id);
             if (!_lastOffsets.TryGetValue(queue, out var last) || offset > last)
             {
                 _lastOffsets[queue] = offset;
+            }
+
+            if (snapshot)
+            {
+                var size = row["n"].IsNumber ? row["n"].AsInt64 : 0;
+                _atOpen[queue] = _atOpen.TryGetValue(queue, out var info)
+                    ? info with { Count = info.Count + 1, Bytes = info.Bytes + size, LastOffset = offset }
+                    : new QueueLogInfo(1, size, offset, offset);
             }
 
             count++;
@@ -211,6 +284,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private void ReloadOffsets()
     {
         _lastOffsets.Clear();
-        LoadOffsets();
+        LoadOffsets(snapshot: false);
     }
 }

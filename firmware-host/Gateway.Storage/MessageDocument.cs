@@ -13,6 +13,8 @@ internal static class MessageDocument
 {
     public const string Collection = "log";
     public const string RetainedCollection = "retained";
+    public const string MetaCollection = "meta";
+    public const string ClockId = "clock";
     private const char Separator = '\0';
 
     public static string Key(string queue, long offset) =>
@@ -22,7 +24,11 @@ internal static class MessageDocument
 
     public static long OffsetOf(string key) => long.Parse(key.AsSpan(key.IndexOf(Separator, StringComparison.Ordinal) + 1), CultureInfo.InvariantCulture);
 
-    public static BsonDocument ToDocument(string queue, long offset, GatewayMessage message)
+    /// <summary>When the message was stored, on the store's clock.</summary>
+    public static TimeSpan EnqueuedAt(BsonDocument document) =>
+        document.TryGetValue("t", out var t) && t.IsNumber ? TimeSpan.FromMilliseconds(t.AsInt64) : TimeSpan.Zero;
+
+    public static BsonDocument ToDocument(string queue, long offset, GatewayMessage message, TimeSpan enqueuedAt)
     {
         var p = message.Properties;
         var document = new BsonDocument
@@ -31,6 +37,8 @@ internal static class MessageDocument
             ["e"] = message.Exchange,
             ["k"] = message.RoutingKey,
             ["b"] = message.Body.ToArray(),
+            ["n"] = message.Body.Length,
+            ["t"] = (long)enqueuedAt.TotalMilliseconds,
         };
         if (p.Persistent)
         {

@@ -5,11 +5,22 @@ namespace Gateway.Storage;
 
 public sealed partial class LiteDbMessageStore
 {
+    /// <summary>What applying an operation did to the database.</summary>
+    private enum StoreEffect
+    {
+        None,
+
+        /// <summary>Wrote, but losing it in a crash costs only a redelivery (a removal).</summary>
+        Wrote,
+
+        /// <summary>Wrote something a caller is waiting to see on disk.</summary>
+        MustFlush,
+    }
+
     /// <summary>One request to the writer thread; applied inside the group's transaction.</summary>
     private abstract class StoreOperation
     {
-        /// <summary>Applies the operation; true when it wrote.</summary>
-        public abstract bool Apply(LiteDbMessageStore store);
+        public abstract StoreEffect Apply(LiteDbMessageStore store);
 
         public abstract void Complete();
 
@@ -30,52 +41,59 @@ public sealed partial class LiteDbMessageStore
         protected void SetResult(T result) => _result = result;
     }
 
-    private sealed class AppendOperation(string queue, GatewayMessage message) : StoreOperation<long>
+    // With no offset the store picks the next one of the queue's log.
+    private sealed class AppendOperation(string queue, long? offset, GatewayMessage message, TimeSpan enqueuedAt) : StoreOperation<long>
     {
-        public override bool Apply(LiteDbMessageStore store)
+        public override StoreEffect Apply(LiteDbMessageStore store)
         {
-            var offset = store._lastOffsets.GetValueOrDefault(queue) + 1;
-            store.Log.Insert(MessageDocument.ToDocument(queue, offset, message));
-            store._lastOffsets[queue] = offset;
-            SetResult(offset);
-            return true;
+            var last = store._lastOffsets.GetValueOrDefault(queue);
+            var at = offset ?? last + 1;
+            store.Log.Insert(MessageDocument.ToDocument(queue, at, message, enqueuedAt));
+            store._lastOffsets[queue] = Math.Max(last, at);
+            SetResult(at);
+            return StoreEffect.MustFlush;
         }
     }
 
-    private sealed class ReadOperation(string queue, long fromOffset, int max) : StoreOperation<IReadOnlyList<StoredMessage>>
+    private sealed class ReadOperation(string queue, long fromOffset, long toOffset, int max) : StoreOperation<IReadOnlyList<StoredMessage>>
     {
-        public override bool Apply(LiteDbMessageStore store)
+        public override StoreEffect Apply(LiteDbMessageStore store)
         {
             var from = MessageDocument.Key(queue, Math.Max(fromOffset, 0));
-            var to = MessageDocument.Key(queue, long.MaxValue);
+            var to = MessageDocument.Key(queue, toOffset == long.MaxValue ? long.MaxValue : toOffset - 1);
             var messages = new List<StoredMessage>(Math.Min(max, 1024));
-            foreach (var document in store.Log.Find(Query.Between("_id", from, to), limit: max))
+            if (toOffset > fromOffset)
             {
-                messages.Add(new StoredMessage(MessageDocument.OffsetOf(document["_id"].AsString), MessageDocument.ToMessage(document)));
+                foreach (var document in store.Log.Find(Query.Between("_id", from, to), limit: max))
+                {
+                    messages.Add(new StoredMessage(MessageDocument.OffsetOf(document["_id"].AsString), MessageDocument.ToMessage(document), MessageDocument.EnqueuedAt(document)));
+                }
             }
 
             SetResult(messages);
-            return false;
+            return StoreEffect.None;
         }
     }
 
-    // Removes everything up to and including the offset: the consumer has it.
-    private sealed class TrimOperation(string queue, long offset) : StoreOperation<bool>
+    // Removes the offsets from first to last inclusive: consumed, dropped or purged.
+    private sealed class TrimOperation(string queue, long first, long last) : StoreOperation<bool>
     {
-        public override bool Apply(LiteDbMessageStore store)
+        public override StoreEffect Apply(LiteDbMessageStore store)
         {
-            var deleted = store.Log.DeleteMany(Query.Between("_id", MessageDocument.Key(queue, 0), MessageDocument.Key(queue, offset)));
-            SetResult(true);
-            return deleted > 0;
+            var deleted = first == last
+                ? store.Log.Delete(MessageDocument.Key(queue, first)) ? 1 : 0
+                : store.Log.DeleteMany(Query.Between("_id", MessageDocument.Key(queue, first), MessageDocument.Key(queue, last)));
+            SetResult(deleted > 0);
+            return deleted > 0 ? StoreEffect.Wrote : StoreEffect.None;
         }
     }
 
     private sealed class CountOperation(string queue) : StoreOperation<long>
     {
-        public override bool Apply(LiteDbMessageStore store)
+        public override StoreEffect Apply(LiteDbMessageStore store)
         {
             SetResult(store.Log.LongCount(Query.Between("_id", MessageDocument.Key(queue, 0), MessageDocument.Key(queue, long.MaxValue))));
-            return false;
+            return StoreEffect.None;
         }
     }
 
@@ -83,7 +101,7 @@ public sealed partial class LiteDbMessageStore
 
     private sealed class SetRetainedOperation(string topic, GatewayMessage? message) : StoreOperation<bool>
     {
-        public override bool Apply(LiteDbMessageStore store)
+        public override StoreEffect Apply(LiteDbMessageStore store)
         {
             if (message is null)
             {
@@ -91,18 +109,18 @@ public sealed partial class LiteDbMessageStore
             }
             else
             {
-                var document = MessageDocument.ToDocument(string.Empty, 0, message);
+                var document = MessageDocument.ToDocument(string.Empty, 0, message, TimeSpan.Zero);
                 document["_id"] = topic;
                 SetResult(store.Retained.Upsert(document));
             }
 
-            return true;
+            return StoreEffect.MustFlush;
         }
     }
 
     private sealed class LoadRetainedOperation : StoreOperation<IReadOnlyList<KeyValuePair<string, GatewayMessage>>>
     {
-        public override bool Apply(LiteDbMessageStore store)
+        public override StoreEffect Apply(LiteDbMessageStore store)
         {
             var retained = new List<KeyValuePair<string, GatewayMessage>>();
             foreach (var document in store.Retained.FindAll())
@@ -111,7 +129,7 @@ public sealed partial class LiteDbMessageStore
             }
 
             SetResult(retained);
-            return false;
+            return StoreEffect.None;
         }
     }
 }

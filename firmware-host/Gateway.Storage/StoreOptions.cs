@@ -23,5 +23,8 @@ public sealed record class StoreOptions
     public int MaxGroupSize { get; init; } = 2048;
 
     /// <summary>Operations waiting for the writer before callers wait to submit more.</summary>
-    public int QueueCapacity { get; init; } = 16_384;
+    public int QueueCapacity { get; init; } = 65_536;
+
+    /// <summary>The clock the store's running time (message ages) is measured on.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

@@ -50,30 +50,19 @@ internal static class StoreRecovery
     private static void Probe(LiteDatabase database) =>
         _ = database.GetCollection(MessageDocument.Collection).Query().Select(x => x["_id"]).ToList();
 
+    // Messages first, then retained messages and the store clock (so stored ages carry on).
     private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh)
     {
         long recovered = 0, lost = 0;
         try
         {
             using var source = new LiteDatabase(new ConnectionString { Filename = damaged, Connection = ConnectionType.Direct, ReadOnly = true });
-            var target = fresh.GetCollection(MessageDocument.Collection);
-            using var documents = source.GetCollection(MessageDocument.Collection).FindAll().GetEnumerator();
-            while (true)
+            foreach (var name in (ReadOnlySpan<string>)[MessageDocument.Collection, MessageDocument.RetainedCollection, MessageDocument.MetaCollection])
             {
-                try
+                var (copied, failed) = Copy(source, fresh, name);
+                if (name == MessageDocument.Collection)
                 {
-                    if (!documents.MoveNext())
-                    {
-                        break;
-                    }
-
-                    target.Upsert(documents.Current);
-                    recovered++;
-                }
-                catch (Exception ex) when (IsDamage(ex))
-                {
-                    lost++;
-                    break; // past the damage, LiteDB cannot follow the page chain
+                    (recovered, lost) = (copied, failed);
                 }
             }
         }
@@ -84,6 +73,27 @@ internal static class StoreRecovery
 
         fresh.Checkpoint();
         return (recovered, lost);
+    }
+
+    private static (long Copied, long Lost) Copy(LiteDatabase source, LiteDatabase target, string collection)
+    {
+        long copied = 0;
+        try
+        {
+            var into = target.GetCollection(collection);
+            using var documents = source.GetCollection(collection).FindAll().GetEnumerator();
+            while (documents.MoveNext())
+            {
+                into.Upsert(documents.Current);
+                copied++;
+            }
+
+            return (copied, 0);
+        }
+        catch (Exception ex) when (IsDamage(ex))
+        {
+            return (copied, 1); // past the damage, LiteDB cannot follow the page chain
+        }
     }
 
     private static string LogFileOf(string path) =>
