@@ -8,10 +8,10 @@ namespace Gateway.Routing;
 public sealed partial class MessageQueue
 {
     /// <summary>Messages kept in memory per durable queue.</summary>
-    internal const int WindowMessages = 4096;
+    public const int WindowMessages = 4096;
 
     /// <summary>Body bytes kept in memory per durable queue.</summary>
-    internal const long WindowBytes = 8 * 1024 * 1024;
+    public const long WindowBytes = 8 * 1024 * 1024;
 
     private IMessageStore? _log;
     private long _diskOnlyFrom;   // lowest offset that may still be disk-only

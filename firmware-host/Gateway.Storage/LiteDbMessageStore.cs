@@ -23,7 +23,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    // A crash loses at most this much of the messages' age.
+    private static readonly TimeSpan ClockSaveInterval = TimeSpan.FromSeconds(60);
+
     private readonly TimeProvider _time;
+    private readonly ITimer _clockSaver;
     private readonly long _openedAt;
     private LiteDatabase _database;
     private TimeSpan _clockAtOpen;
@@ -47,6 +51,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         MessageCount = LoadOffsets(snapshot: true);
         _writer = new Thread(WriterLoop) { IsBackground = true, Name = "gateway-store" };
         _writer.Start();
+        _clockSaver = _time.CreateTimer(static state => ((LiteDbMessageStore)state!).Post(new SaveClockOperation()), this, ClockSaveInterval, ClockSaveInterval);
     }
 
     public string Path { get; }
@@ -116,8 +121,19 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     public async ValueTask DisposeAsync()
     {
+        await _clockSaver.DisposeAsync();
         _operations.Writer.TryComplete();
         await _stopped.Task;
+        try
+        {
+            SaveClock();
+            _database.Checkpoint();
+        }
+        catch (Exception ex) when (ex is LiteException or IOException)
+        {
+            StoreLog.GroupFailed(_logger, 1, ex);
+        }
+
         _database.Dispose();
     }
 

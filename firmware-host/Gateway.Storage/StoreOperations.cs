@@ -88,6 +88,12 @@ public sealed partial class LiteDbMessageStore
         }
     }
 
+    // The group saves the clock whenever it writes; this makes it write.
+    private sealed class SaveClockOperation : StoreOperation<bool>
+    {
+        public override StoreEffect Apply(LiteDbMessageStore store) => StoreEffect.MustFlush;
+    }
+
     private sealed class CountOperation(string queue) : StoreOperation<long>
     {
         public override StoreEffect Apply(LiteDbMessageStore store)
