@@ -5,6 +5,7 @@ using Gateway.Gpio;
 using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
 using Gateway.Storage;
+using Gateway.Uplinks;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
@@ -43,7 +44,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton<BindAddressValidator>();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
         builder.Services.AddSingleton<IValidateOptions<MqttOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
-        builder.Services.AddSingleton(sp => new MessageRouter(sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton(sp => new MessageRouter(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<LiteDbMessageStore>()));
         builder.Services.AddSingleton<IMessageRouter>(sp => sp.GetRequiredService<MessageRouter>());
         builder.Services.AddSingleton<GatewayEndpoints>();
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, DataDirectoryValidator>();
@@ -54,6 +55,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton<IRetainedMessageStore>(sp => sp.GetRequiredService<LiteDbMessageStore>());
         builder.Services.AddGatewayMqtt(builder.Configuration);
         builder.Services.AddGatewayGpio(builder.Configuration);
+        builder.Services.AddGatewayUplinks(builder.Configuration);
 
         builder.WebHost.ConfigureKestrel((context, kestrel) =>
         {
@@ -82,6 +84,7 @@ public static class GatewayApplication
         _ = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<GpioOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<UplinksOptions>>().Value;
         MapEndpoints(app);
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
         app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
@@ -95,6 +98,7 @@ public static class GatewayApplication
         {
             DataDirectory = storage.DataDirectory,
             Durability = storage.Durability == "fast" ? StoreDurability.Fast : StoreDurability.Durable,
+            TimeProvider = services.GetRequiredService<TimeProvider>(),
         };
         return LiteDbMessageStore.Open(options, services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Storage"));
     }

@@ -143,7 +143,7 @@ public sealed partial class MessageQueue
         committed = null;
         lock (_sync)
         {
-            if (_deleted)
+            if (_deleted || (Options.IgnoreOrigin is { } ignored && ignored.Protocol == message.Origin.Protocol && ignored.ConnectionId == message.Origin.ConnectionId))
             {
                 return EnqueueOutcome.Gone;
             }

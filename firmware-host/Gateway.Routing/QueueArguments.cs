@@ -147,4 +147,10 @@ public sealed record class QueueOptions
     /// have a consumer, such as a protocol adapter's delivery queue.
     /// </summary>
     public int FlowLimit { get; init; }
+
+    /// <summary>
+    /// Messages from this origin (protocol and connection) are not taken: an uplink's queue
+    /// ignores what came down that same uplink, so nothing loops back to the cloud.
+    /// </summary>
+    public MessageOrigin? IgnoreOrigin { get; init; }
 }

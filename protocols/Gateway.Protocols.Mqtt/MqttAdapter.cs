@@ -194,6 +194,7 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
     // MQTT 5 only, so for 3.1.1 the id is set on the CONNECT packet before MQTTnet checks it.
     private static Task OnValidatingConnectionAsync(ValidatingConnectionEventArgs e)
     {
+        e.SessionItems[ProtocolVersionKey] = e.ProtocolVersion;
         if (!string.IsNullOrEmpty(e.ClientId))
         {
             return Task.CompletedTask;
@@ -221,6 +222,8 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
     [System.Runtime.CompilerServices.UnsafeAccessor(System.Runtime.CompilerServices.UnsafeAccessorKind.Field, Name = "_connectPacket")]
     private static extern ref MQTTnet.Packets.MqttConnectPacket ConnectPacket(ValidatingConnectionEventArgs e);
 
+    private const string ProtocolVersionKey = "gateway.protocol-version";
+
     private async Task OnInterceptingPublishAsync(InterceptingPublishEventArgs e)
     {
         if (ReferenceEquals(e.SessionItems, _injected))
@@ -245,12 +248,16 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
             }
 
             var result = await _router.PublishAsync(message, e.CancellationToken);
-            e.Response.ReasonCode = result.Status switch
+            if (result.Status == RouteStatus.Rejected)
             {
-                RouteStatus.Rejected => MqttPubAckReasonCode.QuotaExceeded,
-                RouteStatus.Unroutable => MqttPubAckReasonCode.NoMatchingSubscribers,
-                _ => MqttPubAckReasonCode.Success,
-            };
+                // A full buffer with reject-publish: MQTT 5 says so (0x97 quota exceeded); 3.1.1 has
+                // no way to, so the publisher is not acknowledged and resends after reconnecting.
+                MqttLog.PublishRejected(_logger, application.Topic, e.ClientId);
+                Refuse(e, MqttPubAckReasonCode.QuotaExceeded);
+                return;
+            }
+
+            e.Response.ReasonCode = result.Status == RouteStatus.Unroutable ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success;
         }
         catch (OperationCanceledException) when (e.CancellationToken.IsCancellationRequested)
         {
@@ -259,7 +266,19 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         catch (Exception ex)
         {
             MqttLog.PublishFailed(_logger, application.Topic, e.ClientId, ex);
-            e.Response.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
+            Refuse(e, MqttPubAckReasonCode.UnspecifiedError);
+        }
+    }
+
+    // Never acknowledge a message that is not safe: MQTT 5 gets the reason, MQTT 3.1.1 (which
+    // would read any PUBACK as success) loses the connection instead.
+    private static void Refuse(InterceptingPublishEventArgs e, MqttPubAckReasonCode reason)
+    {
+        e.Response.ReasonCode = reason;
+        if (e.ApplicationMessage.QualityOfServiceLevel != MQTTnet.Protocol.MqttQualityOfServiceLevel.AtMostOnce &&
+            e.SessionItems[ProtocolVersionKey] is not MQTTnet.Formatter.MqttProtocolVersion.V500)
+        {
+            e.CloseConnection = true;
         }
     }
 

@@ -32,6 +32,9 @@ internal static partial class MqttLog
     [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Loaded {Count} retained messages from the store")]
     public static partial void RetainedLoaded(ILogger logger, int count);
 
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Debug, Message = "Publish to '{Topic}' from client {ClientId} refused: a queue it routes to is full (reject-publish)")]
+    public static partial void PublishRejected(ILogger logger, string topic, string clientId);
+
     [LoggerMessage(EventId = 1050, Message = "{Source}: {Message}")]
     public static partial void MqttNet(ILogger logger, LogLevel level, string source, string message, Exception? exception);
 }

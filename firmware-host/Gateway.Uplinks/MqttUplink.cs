@@ -1,0 +1,637 @@
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using System.Threading.Channels;
+using Gateway.Protocols.Mqtt;
+using Gateway.Routing;
+using Microsoft.Extensions.Logging;
+using MQTTnet;
+using MQTTnet.Adapter;
+using MQTTnet.Exceptions;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace Gateway.Uplinks;
+
+/// <summary>
+/// One MQTT uplink (ARCHITECTURE.md, uplinks): a durable queue bound to the forward rules, and a
+/// loop that connects to the first reachable endpoint and drains the queue through an in-flight
+/// window. A message leaves the queue only when the broker has confirmed it (PUBACK); whatever
+/// is in flight when the link goes is requeued in order and sent again first. A PUBACK with a
+/// failure reason moves the message to the uplink's dead-letter queue.
+/// </summary>
+internal sealed partial class MqttUplink
+{
+    public const string OriginProtocol = "uplink";
+
+    private const int DeadLetterLimit = 10_000;
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan ReconnectDelayMin = TimeSpan.FromMilliseconds(100);
+
+    private readonly UplinkOptions _options;
+    private readonly IMessageRouter _router;
+    private readonly GatewayStatus _status;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _time;
+    private readonly UplinkEndpoint[] _endpoints;
+    private readonly MqttClientFactory _factory = new();
+    private readonly string _clientId;
+    private readonly string _primary;
+    private readonly X509Certificate2Collection? _trust;
+    private readonly X509Certificate2? _clientCertificate;
+
+    private readonly Lock _stateLock = new();
+    private long _forwarded;
+    private long _cloudRejected;
+    private long _lastConfirmed; // timestamp; 0 = never
+    private int _inFlight;
+    private volatile bool _connected;
+    private volatile bool _stalled;
+    private volatile bool _notAuthorized;
+    private volatile string? _endpoint;
+
+    public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILogger logger, TimeProvider time)
+    {
+        Name = name;
+        _options = options;
+        _router = router;
+        _status = status;
+        _logger = logger;
+        _time = time;
+        _endpoints = [.. options.Endpoints.Select(e => UplinkEndpoint.TryParse(e, out var endpoint) ? endpoint : throw new ArgumentException($"bad endpoint '{e}'", nameof(options)))];
+        _primary = _endpoints[0].ToString();
+        _clientId = options.ClientId ?? $"gateway-{Environment.MachineName}-{name}";
+        (_trust, _clientCertificate) = LoadTls(options.Tls);
+
+        var arguments = new Dictionary<string, object?>
+        {
+            ["x-max-length"] = options.Buffer.MaxMessages,
+            ["x-max-length-bytes"] = options.Buffer.MaxBytes,
+            ["x-overflow"] = options.Buffer.Overflow,
+        };
+        if (options.Buffer.MaxAge > TimeSpan.Zero)
+        {
+            arguments["x-message-ttl"] = (long)options.Buffer.MaxAge.TotalMilliseconds;
+        }
+
+        DeadLetterQueue = router.DeclareQueue(QueueName + ".dead", new QueueOptions
+        {
+            Durable = true,
+            Arguments = new Dictionary<string, object?> { ["x-max-length"] = DeadLetterLimit },
+        });
+        Queue = router.DeclareQueue(QueueName, new QueueOptions
+        {
+            Durable = true,
+            Arguments = arguments,
+            IgnoreOrigin = new MessageOrigin(OriginProtocol, name, null), // what came down this uplink never goes back up it
+        });
+        foreach (var rule in options.Forward)
+        {
+            router.Bind(MessageRouter.AmqTopic, QueueName, MqttTopics.ToBindingKey(rule.Filter));
+        }
+
+        UplinkLog.Opened(logger, name, Queue.ReadyCount);
+        SetState();
+    }
+
+    public string Name { get; }
+
+    public string QueueName => "uplink." + Name;
+
+    public MessageQueue Queue { get; }
+
+    public MessageQueue DeadLetterQueue { get; }
+
+    public LinkState State { get; private set; }
+
+    public string? Endpoint => _endpoint;
+
+    public long Forwarded => Interlocked.Read(ref _forwarded);
+
+    public long CloudRejected => Interlocked.Read(ref _cloudRejected);
+
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Time since the broker last confirmed a message; null before the first.</summary>
+    public TimeSpan? LastConfirmedAge
+    {
+        get
+        {
+            var last = Interlocked.Read(ref _lastConfirmed);
+            return last == 0 ? null : _time.GetElapsedTime(last);
+        }
+    }
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        var index = 0;
+        var failures = 0;
+        while (!stopping.IsCancellationRequested)
+        {
+            var endpoint = _endpoints[index];
+            using var client = _factory.CreateMqttClient();
+            MqttClientConnectResult result;
+            try
+            {
+                using var connecting = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                connecting.CancelAfter(ConnectTimeout);
+                result = await client.ConnectAsync(ClientOptions(endpoint), connecting.Token);
+                _notAuthorized = false;
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is MqttCommunicationException or OperationCanceledException or SocketException or IOException or AuthenticationException)
+            {
+                var reason = ex.Message;
+                _notAuthorized = ex is MqttConnectingFailedException && IsRefusal(reason);
+                if (_notAuthorized)
+                {
+                    UplinkLog.NotAuthorized(_logger, Name, reason, _options.ReconnectDelayMax.TotalSeconds);
+                }
+                else
+                {
+                    UplinkLog.ConnectFailed(_logger, Name, endpoint.ToString(), reason);
+                }
+
+                SetState();
+                index = (index + 1) % _endpoints.Length;
+                if (index == 0)
+                {
+                    // Every endpoint refused: back off (doubling, capped, jittered) before the next round.
+                    failures++;
+                    await Task.Delay(Backoff(failures), _time, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                }
+
+                continue;
+            }
+
+            if (result.ResultCode != MqttClientConnectResultCode.Success)
+            {
+                _notAuthorized = IsRefusal(result.ResultCode.ToString());
+                UplinkLog.ConnectFailed(_logger, Name, endpoint.ToString(), result.ResultCode.ToString());
+                SetState();
+                failures++;
+                await Task.Delay(Backoff(failures), _time, stopping).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                continue;
+            }
+
+            failures = 0;
+            var end = await RunSessionAsync(client, endpoint, index, result, stopping);
+            await DisconnectQuietlyAsync(client);
+            index = end == SessionEnd.ReturnToPrimary ? 0 : index; // a lost link tries the same endpoint again first
+        }
+
+        _connected = false;
+        SetState();
+    }
+
+    private static bool IsRefusal(string reason) =>
+        reason.Contains(nameof(MqttClientConnectResultCode.NotAuthorized), StringComparison.Ordinal) ||
+        reason.Contains(nameof(MqttClientConnectResultCode.BadUserNameOrPassword), StringComparison.Ordinal) ||
+        reason.Contains(nameof(MqttClientConnectResultCode.ClientIdentifierNotValid), StringComparison.Ordinal);
+
+    private TimeSpan Backoff(int failures)
+    {
+        var cap = _options.ReconnectDelayMax;
+        var exponential = ReconnectDelayMin * Math.Pow(2, Math.Min(failures - 1, 20));
+        var delay = exponential < cap ? exponential : cap;
+        return delay * (0.5 + (Random.Shared.NextDouble() * 0.5)); // jitter: many gateways must not reconnect in step
+    }
+
+    private enum SessionEnd
+    {
+        Lost,
+        Stalled,
+        ReturnToPrimary,
+        Stopping,
+    }
+
+    private async Task<SessionEnd> RunSessionAsync(IMqttClient client, UplinkEndpoint endpoint, int index, MqttClientConnectResult result, CancellationToken stopping)
+    {
+        var window = result.ReceiveMaximum is > 0 and var receiveMaximum ? Math.Min(_options.MaxInFlight, (int)receiveMaximum) : _options.MaxInFlight;
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        using var sending = CancellationTokenSource.CreateLinkedTokenSource(session.Token);
+        string? lostReason = null;
+        client.DisconnectedAsync += e =>
+        {
+            lostReason ??= e.Exception?.Message ?? e.Reason.ToString();
+            session.Cancel();
+            return Task.CompletedTask;
+        };
+        client.ApplicationMessageReceivedAsync += OnDownlinkAsync;
+
+        _endpoint = endpoint.ToString();
+        _connected = true;
+        _stalled = false;
+        UplinkLog.Connected(_logger, Name, _endpoint, window);
+        await SubscribeDownlinksAsync(client, session.Token);
+
+        var inFlight = Channel.CreateBounded<SentMessage>(new BoundedChannelOptions(window) { SingleReader = true, SingleWriter = true });
+        var consumer = Queue.AddConsumer(new ConsumerOptions { Prefetch = window, Tag = "uplink:" + Name });
+        SessionEnd end;
+        try
+        {
+            SetState();
+            var pump = PumpAsync(client, consumer, inFlight.Writer, sending.Token);
+            var confirm = ConfirmAsync(consumer, inFlight.Reader, session.Token);
+            var keepAlive = KeepAliveAsync(client, session.Token);
+            var primary = index > 0 ? WatchPrimaryAsync(session.Token) : Task.Delay(Timeout.Infinite, session.Token);
+            var status = StatusAsync(session.Token);
+
+            var first = await Task.WhenAny(confirm, keepAlive, primary);
+            if (first == primary && !session.IsCancellationRequested)
+            {
+                // Finish what is in flight, then move: no duplicates from a planned switch.
+                UplinkLog.ReturningToPrimary(_logger, Name, _primary);
+                await sending.CancelAsync();
+                await ((Task)confirm).WaitAsync(_options.StallTimeout, _time, session.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                end = SessionEnd.ReturnToPrimary;
+            }
+            else if (first == confirm && confirm.Result == SessionEnd.Stalled)
+            {
+                end = SessionEnd.Stalled;
+            }
+            else
+            {
+                lostReason ??= first == keepAlive ? keepAlive.Result : "connection closed";
+                end = stopping.IsCancellationRequested ? SessionEnd.Stopping : SessionEnd.Lost;
+            }
+
+            await session.CancelAsync();
+            await Task.WhenAll(pump, confirm, keepAlive, primary, status).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        finally
+        {
+            // Everything not confirmed goes back to the queue, in order, flagged redelivered.
+            consumer.Dispose();
+            client.ApplicationMessageReceivedAsync -= OnDownlinkAsync;
+            _connected = false;
+            Volatile.Write(ref _inFlight, 0);
+        }
+
+        if (end is SessionEnd.Lost)
+        {
+            UplinkLog.Lost(_logger, Name, _endpoint, lostReason ?? "closed", Queue.ReadyCount);
+        }
+
+        SetState();
+        return end;
+    }
+
+    private readonly record struct SentMessage(ulong DeliveryTag, GatewayMessage Message, string Topic, Task<MqttClientPublishResult> Publish, long SentAt);
+
+    private async Task PumpAsync(IMqttClient client, QueueConsumer consumer, ChannelWriter<SentMessage> inFlight, CancellationToken cancellationToken)
+    {
+        var limiter = _options.DrainRate > 0 ? new RateLimiter(_options.DrainRate, _time) : null;
+        try
+        {
+            while (await consumer.WaitToReadAsync(cancellationToken))
+            {
+                while (consumer.TryRead(out var delivery))
+                {
+                    if (limiter is not null)
+                    {
+                        await limiter.WaitAsync(cancellationToken);
+                    }
+
+                    var message = ToRemote(delivery.Message);
+                    var publish = client.PublishAsync(message, CancellationToken.None);
+                    Interlocked.Increment(ref _inFlight);
+                    await inFlight.WriteAsync(new SentMessage(delivery.DeliveryTag, delivery.Message, message.Topic, publish, _time.GetTimestamp()), cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Session over or switching endpoints.
+        }
+        finally
+        {
+            inFlight.TryComplete();
+        }
+    }
+
+    // Confirms in send order; returns Stalled when the oldest publish waits past the bound.
+    private async Task<SessionEnd> ConfirmAsync(QueueConsumer consumer, ChannelReader<SentMessage> inFlight, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (await inFlight.WaitToReadAsync(cancellationToken))
+            {
+                while (inFlight.TryRead(out var sent))
+                {
+                    var remaining = _options.StallTimeout - _time.GetElapsedTime(sent.SentAt);
+                    MqttClientPublishResult result;
+                    try
+                    {
+                        result = await sent.Publish.WaitAsync(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time, cancellationToken);
+                    }
+                    catch (Exception ex) when (ex is TimeoutException or MqttCommunicationTimedOutException)
+                    {
+                        _stalled = true;
+                        UplinkLog.Stalled(_logger, Name, _endpoint ?? "?", _options.StallTimeout.TotalSeconds, InFlight);
+                        SetState();
+                        return SessionEnd.Stalled;
+                    }
+
+                    Interlocked.Decrement(ref _inFlight);
+                    if ((int)result.ReasonCode >= 0x80)
+                    {
+                        await DeadLetterAsync(sent, result, cancellationToken);
+                    }
+                    else
+                    {
+                        Interlocked.Increment(ref _forwarded);
+                        Interlocked.Exchange(ref _lastConfirmed, _time.GetTimestamp());
+                    }
+
+                    consumer.Ack(sent.DeliveryTag);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return SessionEnd.Lost;
+        }
+        catch (MqttCommunicationException)
+        {
+            return SessionEnd.Lost; // the connection went with publishes in flight
+        }
+
+        return SessionEnd.Lost; // the pump stopped (switching endpoints)
+    }
+
+    private async Task DeadLetterAsync(SentMessage sent, MqttClientPublishResult result, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _cloudRejected);
+        var reason = $"{result.ReasonCode} (0x{(int)result.ReasonCode:x2}){(string.IsNullOrEmpty(result.ReasonString) ? string.Empty : ": " + result.ReasonString)}";
+        UplinkLog.Rejected(_logger, Name, sent.Topic, reason, DeadLetterQueue.Name);
+        var headers = sent.Message.Properties.Headers is { } original ? new Dictionary<string, object?>(original) : new Dictionary<string, object?>(3);
+        headers["x-uplink"] = Name;
+        headers["x-uplink-topic"] = sent.Topic;
+        headers["x-uplink-reason"] = reason;
+        var copy = sent.Message.Readdress(string.Empty, DeadLetterQueue.Name, sent.Message.Properties with { Headers = headers });
+        await _router.PublishAsync(copy, cancellationToken);
+    }
+
+    // Returns why the link is dead. A ping every half keep-alive, each allowed half a keep-alive:
+    // a link that went silent is found within one keep-alive (the issue's bound is 1.5).
+    private async Task<string> KeepAliveAsync(IMqttClient client, CancellationToken cancellationToken)
+    {
+        var interval = _options.KeepAlive / 2;
+        while (true)
+        {
+            await Task.Delay(interval, _time, cancellationToken);
+            using var ping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            ping.CancelAfter(interval);
+            try
+            {
+                await client.PingAsync(ping.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                return $"no PINGRESP within {interval.TotalSeconds:F1} s";
+            }
+            catch (MqttCommunicationException ex)
+            {
+                return ex.Message;
+            }
+        }
+    }
+
+    private async Task WatchPrimaryAsync(CancellationToken cancellationToken)
+    {
+        var primary = _endpoints[0];
+        while (true)
+        {
+            await Task.Delay(_options.ReturnToPrimaryInterval, _time, cancellationToken);
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            attempt.CancelAfter(TimeSpan.FromSeconds(2));
+            try
+            {
+                await socket.ConnectAsync(primary.Host, primary.Port, attempt.Token);
+                return;
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                // Still down.
+            }
+        }
+    }
+
+    private async Task StatusAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        while (await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            SetState();
+        }
+    }
+
+    private async Task SubscribeDownlinksAsync(IMqttClient client, CancellationToken cancellationToken)
+    {
+        foreach (var rule in _options.Downlink)
+        {
+            var filter = new MqttTopicFilterBuilder()
+                .WithTopic(rule.Filter)
+                .WithQualityOfServiceLevel((MqttQualityOfServiceLevel)rule.Qos)
+                .WithNoLocal(IsV5) // the broker must not echo what this uplink forwards
+                .Build();
+            try
+            {
+                var result = await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder().WithTopicFilter(filter).Build(), cancellationToken);
+                var code = result.Items.Count > 0 ? (int)result.Items.First().ResultCode : 0x80;
+                if (code >= 0x80)
+                {
+                    UplinkLog.SubscribeFailed(_logger, Name, rule.Filter, result.Items.Count > 0 ? result.Items.First().ResultCode.ToString() : "no answer");
+                }
+            }
+            catch (MqttCommunicationException ex)
+            {
+                UplinkLog.SubscribeFailed(_logger, Name, rule.Filter, ex.Message);
+            }
+        }
+    }
+
+    private async Task OnDownlinkAsync(MqttApplicationMessageReceivedEventArgs e)
+    {
+        var topic = e.ApplicationMessage.Topic;
+        foreach (var rule in _options.Downlink)
+        {
+            if (!MqttTopicFilterComparer.Compare(topic, rule.Filter).Equals(MqttTopicFilterCompareResult.IsMatch))
+            {
+                continue;
+            }
+
+            var local = rule.Prefix + Strip(topic, rule.StripPrefix);
+            try
+            {
+                var received = MqttMessageMapper.ToGateway(e.ApplicationMessage, Name, null);
+                var message = new GatewayMessage(MessageRouter.AmqTopic, MqttTopics.ToRoutingKey(local), received.Body, received.Properties, new MessageOrigin(OriginProtocol, Name, null));
+                await _router.PublishAsync(message, CancellationToken.None); // PUBACK to the cloud once it is routed (and stored)
+            }
+#pragma warning disable CA1031 // Whatever the store or router throws, the cloud must not get a PUBACK for it.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                UplinkLog.DownlinkFailed(_logger, Name, topic, ex);
+                e.ProcessingFailed = true;
+            }
+
+            return;
+        }
+    }
+
+    private MqttApplicationMessage ToRemote(GatewayMessage message)
+    {
+        var mqtt = MqttMessageMapper.ToMqtt(message);
+        foreach (var rule in _options.Forward)
+        {
+            if (MqttTopicFilterComparer.Compare(mqtt.Topic, rule.Filter) == MqttTopicFilterCompareResult.IsMatch)
+            {
+                mqtt.Topic = rule.Prefix + Strip(mqtt.Topic, rule.StripPrefix);
+                mqtt.QualityOfServiceLevel = (MqttQualityOfServiceLevel)rule.Qos;
+                mqtt.Retain = rule.Retain;
+                break;
+            }
+        }
+
+        return mqtt;
+    }
+
+    private static string Strip(string topic, string prefix) =>
+        prefix.Length > 0 && topic.StartsWith(prefix, StringComparison.Ordinal) ? topic[prefix.Length..] : topic;
+
+    private bool IsV5 => _options.ProtocolVersion is "5" or "5.0";
+
+    private MqttClientOptions ClientOptions(UplinkEndpoint endpoint)
+    {
+        var builder = new MqttClientOptionsBuilder()
+            .WithTcpServer(endpoint.Host, endpoint.Port)
+            .WithClientId(_clientId)
+            .WithProtocolVersion(IsV5 ? MqttProtocolVersion.V500 : MqttProtocolVersion.V311)
+            .WithKeepAlivePeriod(_options.KeepAlive)
+            .WithTimeout(_options.StallTimeout * 2) // our own stall and keep-alive checks come first
+            .WithCleanSession(_options.Downlink.Count == 0);
+        if (_options.Downlink.Count > 0 && IsV5)
+        {
+            builder.WithSessionExpiryInterval(24 * 3600); // downlink messages wait at the broker while the link is down
+        }
+
+        if (_options.Username is not null)
+        {
+            builder.WithCredentials(_options.Username, _options.Password);
+        }
+
+        if (endpoint.Tls)
+        {
+            builder.WithTlsOptions(tls =>
+            {
+                tls.UseTls()
+                    .WithTargetHost(_options.Tls.ServerName ?? endpoint.Host)
+                    .WithCertificateValidationHandler(ValidateServerCertificate);
+                if (_clientCertificate is not null)
+                {
+                    tls.WithClientCertificates([_clientCertificate]);
+                }
+            });
+        }
+
+        var options = builder.Build();
+        if (options.ChannelOptions is MqttClientTcpOptions tcp)
+        {
+            // MQTTnet fixes both socket buffers at 8 KiB by default, which on Linux turns off
+            // kernel autotuning; draining a backlog stalled at a few hundred messages per second.
+            // It sets both from BufferSize; the kernel caps it at net.core.[rw]mem_max.
+            tcp.BufferSize = 1024 * 1024;
+        }
+
+        return options;
+    }
+
+    // With a CA file, the broker's chain must end in one of its certificates (and only those);
+    // without one, the system trust store decides. The name is always checked.
+    private bool ValidateServerCertificate(MqttClientCertificateValidationEventArgs e)
+    {
+        if ((e.SslPolicyErrors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0 ||
+            (e.SslPolicyErrors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0 || e.Certificate is null)
+        {
+            return false;
+        }
+
+        if (_trust is null)
+        {
+            return e.SslPolicyErrors == SslPolicyErrors.None;
+        }
+
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.AddRange(_trust);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return chain.Build(e.Certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(e.Certificate.GetRawCertData()));
+    }
+
+    private static (X509Certificate2Collection? Trust, X509Certificate2? Client) LoadTls(UplinkTlsOptions tls)
+    {
+        X509Certificate2Collection? trust = null;
+        if (!string.IsNullOrEmpty(tls.CaFile))
+        {
+            trust = [];
+            trust.ImportFromPemFile(tls.CaFile);
+        }
+
+        X509Certificate2? client = null;
+        if (!string.IsNullOrEmpty(tls.CertificateFile) && !string.IsNullOrEmpty(tls.KeyFile))
+        {
+            // SslStream on Linux wants the key in a PKCS#12 container, not an ephemeral PEM key.
+            using var pem = X509Certificate2.CreateFromPemFile(tls.CertificateFile, tls.KeyFile);
+            client = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        }
+
+        return (trust, client);
+    }
+
+    private static async Task DisconnectQuietlyAsync(IMqttClient client)
+    {
+        if (!client.IsConnected)
+        {
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+        try
+        {
+            await client.DisconnectAsync(new MqttClientDisconnectOptions(), timeout.Token);
+        }
+        catch (Exception ex) when (ex is MqttCommunicationException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The link is gone either way.
+        }
+    }
+
+    private void SetState()
+    {
+        var backlog = Queue.ReadyCount;
+        var state = _notAuthorized ? LinkState.Failed
+            : !_connected ? LinkState.Buffering
+            : _stalled ? LinkState.Stalled
+            : backlog > Math.Max(_options.MaxInFlight, 1) ? LinkState.Draining
+            : LinkState.Connected;
+        lock (_stateLock)
+        {
+            if (state == State)
+            {
+                return;
+            }
+
+            State = state;
+        }
+
+        UplinkLog.State(_logger, Name, state);
+        _status.SetLinkState(Name, state);
+    }
+}

@@ -1,0 +1,43 @@
+using System.Diagnostics.Metrics;
+using Gateway.Routing;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Gateway.Uplinks;
+
+/// <summary>Runs every configured uplink until the host stops.</summary>
+internal sealed class UplinkService(
+    IOptions<UplinksOptions> options,
+    IMessageRouter router,
+    GatewayStatus status,
+    ILoggerFactory loggers,
+    IMeterFactory meters,
+    TimeProvider time) : BackgroundService
+{
+    private readonly List<MqttUplink> _uplinks = [];
+    private UplinkMetrics? _metrics;
+
+    public IReadOnlyList<MqttUplink> Uplinks => _uplinks;
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Queues and bindings exist before any listener takes a publish.
+        foreach (var (name, uplink) in options.Value.Links)
+        {
+            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers.CreateLogger("Gateway.Uplinks." + name), time));
+        }
+
+        _metrics = new UplinkMetrics(meters, this);
+        return base.StartAsync(cancellationToken);
+    }
+
+    public override void Dispose()
+    {
+        _metrics?.Dispose();
+        base.Dispose();
+    }
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(_uplinks.Select(u => Task.Run(() => u.RunAsync(stoppingToken), CancellationToken.None)));
+}
