@@ -32,6 +32,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private LiteDatabase _database;
     private TimeSpan _clockAtOpen;
     private long _groups;
+    private int _disposed;
     private long _operationCount;
 
     private LiteDbMessageStore(LiteDatabase database, string path, StoreOptions options, ILogger logger)
@@ -121,6 +122,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return; // registered under more than one service type: disposed once per registration
+        }
+
         await _clockSaver.DisposeAsync();
         _operations.Writer.TryComplete();
         await _stopped.Task;

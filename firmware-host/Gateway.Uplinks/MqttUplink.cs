@@ -35,7 +35,7 @@ internal sealed partial class MqttUplink
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly UplinkEndpoint[] _endpoints;
-    private readonly MqttClientFactory _factory = new();
+    private readonly MqttClientFactory _factory;
     private readonly string _clientId;
     private readonly string _primary;
     private readonly X509Certificate2Collection? _trust;
@@ -51,8 +51,10 @@ internal sealed partial class MqttUplink
     private volatile bool _notAuthorized;
     private volatile string? _endpoint;
 
-    public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILogger logger, TimeProvider time)
+    public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILoggerFactory loggers, TimeProvider time)
     {
+        var logger = loggers.CreateLogger("Gateway.Uplinks." + name);
+        _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers));
         Name = name;
         _options = options;
         _router = router;
@@ -225,7 +227,6 @@ internal sealed partial class MqttUplink
 
         _endpoint = endpoint.ToString();
         _connected = true;
-        _stalled = false;
         UplinkLog.Connected(_logger, Name, _endpoint, window);
         await SubscribeDownlinksAsync(client, session.Token);
 
@@ -250,13 +251,14 @@ internal sealed partial class MqttUplink
                 await ((Task)confirm).WaitAsync(_options.StallTimeout, _time, session.Token).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 end = SessionEnd.ReturnToPrimary;
             }
-            else if (first == confirm && confirm.Result == SessionEnd.Stalled)
+            else if (confirm.IsCompletedSuccessfully && confirm.Result == SessionEnd.Stalled)
             {
                 end = SessionEnd.Stalled;
             }
             else
             {
-                lostReason ??= first == keepAlive ? keepAlive.Result : "connection closed";
+                lostReason = confirm.Exception?.InnerException?.Message ?? lostReason;
+                lostReason ??= keepAlive.IsCompletedSuccessfully ? keepAlive.Result : "connection closed";
                 end = stopping.IsCancellationRequested ? SessionEnd.Stopping : SessionEnd.Lost;
             }
 
@@ -308,6 +310,12 @@ internal sealed partial class MqttUplink
         {
             // Session over or switching endpoints.
         }
+#pragma warning disable CA1031 // Logged; the session ends and everything unconfirmed is requeued.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            UplinkLog.SendFailed(_logger, Name, ex);
+        }
         finally
         {
             inFlight.TryComplete();
@@ -340,10 +348,11 @@ internal sealed partial class MqttUplink
                     Interlocked.Decrement(ref _inFlight);
                     if ((int)result.ReasonCode >= 0x80)
                     {
-                        await DeadLetterAsync(sent, result, cancellationToken);
+                        await DeadLetterAsync(sent, result, CancellationToken.None);
                     }
                     else
                     {
+                        _stalled = false; // stalled until the broker confirms something again
                         Interlocked.Increment(ref _forwarded);
                         Interlocked.Exchange(ref _lastConfirmed, _time.GetTimestamp());
                     }
@@ -617,8 +626,8 @@ internal sealed partial class MqttUplink
     {
         var backlog = Queue.ReadyCount;
         var state = _notAuthorized ? LinkState.Failed
-            : !_connected ? LinkState.Buffering
             : _stalled ? LinkState.Stalled
+            : !_connected ? LinkState.Buffering
             : backlog > Math.Max(_options.MaxInFlight, 1) ? LinkState.Draining
             : LinkState.Connected;
         lock (_stateLock)

@@ -25,7 +25,7 @@ internal sealed class UplinkService(
         // Queues and bindings exist before any listener takes a publish.
         foreach (var (name, uplink) in options.Value.Links)
         {
-            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers.CreateLogger("Gateway.Uplinks." + name), time));
+            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers, time));
         }
 
         _metrics = new UplinkMetrics(meters, this);

@@ -1,5 +1,5 @@
-using Microsoft.Extensions.Configuration;
 using Gateway.Routing;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;

@@ -5,15 +5,15 @@ using MQTTnet.Diagnostics.Logger;
 namespace Gateway.Protocols.Mqtt;
 
 /// <summary>Sends MQTTnet's own log lines to <see cref="ILogger"/> under the "MQTTnet" category.</summary>
-internal sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNetLogger
+public sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNetLogger
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger("MQTTnet");
 
     public bool IsEnabled => _logger.IsEnabled(LogLevel.Warning) || _logger.IsEnabled(LogLevel.Debug);
 
-    public void Publish(MqttNetLogLevel logLevel, string source, string message, object[] parameters, Exception exception)
+    public void Publish(MqttNetLogLevel level, string source, string message, object[] parameters, Exception exception)
     {
-        var level = logLevel switch
+        var mapped = level switch
         {
             MqttNetLogLevel.Verbose => LogLevel.Trace,
             MqttNetLogLevel.Info => LogLevel.Debug,
@@ -23,18 +23,18 @@ internal sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttN
 
         // A client that breaks the protocol or drops its connection is the client's problem,
         // not the gateway's: MQTTnet reports those as errors, operators should not see them as such.
-        if (level == LogLevel.Error && IsClientFault(exception))
+        if (mapped == LogLevel.Error && IsClientFault(exception))
         {
-            level = LogLevel.Debug;
+            mapped = LogLevel.Debug;
         }
 
-        if (!_logger.IsEnabled(level))
+        if (!_logger.IsEnabled(mapped))
         {
             return;
         }
 
         var text = parameters is { Length: > 0 } ? string.Format(CultureInfo.InvariantCulture, message, parameters) : message;
-        MqttLog.MqttNet(_logger, level, source, text, exception);
+        MqttLog.MqttNet(_logger, mapped, source, text, exception);
     }
 
     private static bool IsClientFault(Exception? exception) => exception is

@@ -1,0 +1,272 @@
+using System.Diagnostics;
+using Gateway.Routing;
+using Gateway.TestKit;
+using Microsoft.Extensions.DependencyInjection;
+using MQTTnet;
+using MQTTnet.Exceptions;
+using MQTTnet.Formatter;
+using Xunit.Abstractions;
+
+namespace Gateway.Host.IntegrationTests;
+
+/// <summary>
+/// Store-and-forward MQTT uplinks against a real mosquitto as the cloud broker. Sensors publish
+/// numbered QoS 1 messages; mosquitto_sub at the cloud counts every number: none lost,
+/// duplicates within the in-flight window, first arrivals in order.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class UplinkTests(ITestOutputHelper output)
+{
+    private const int Window = 256; // UplinkOptions.MaxInFlight default
+
+    private static string[] Uplink(params string[] endpoints)
+    {
+        var args = new List<string>
+        {
+            "--Uplinks:cloud:Forward:0:Filter=sensors/#",
+            "--Uplinks:cloud:Forward:0:Prefix=cloud/",
+            "--Uplinks:cloud:ReconnectDelayMax=00:00:01",
+        };
+        for (var i = 0; i < endpoints.Length; i++)
+        {
+            args.Add($"--Uplinks:cloud:Endpoints:{i}={endpoints[i]}");
+        }
+
+        return [.. args];
+    }
+
+    private static async Task PublishAsync(MqttTestClient sensor, int from, int to)
+    {
+        for (var i = from; i <= to; i++)
+        {
+            var result = await sensor.PublishAsync("sensors/boiler/temp", i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            Assert.True(result.IsSuccess, $"message {i}: {result.ReasonCode}");
+        }
+    }
+
+    private static MessageQueue UplinkQueue(TestGateway gateway) => gateway.Services.GetRequiredService<MessageRouter>().GetQueue("uplink.cloud");
+
+    private static LinkState State(TestGateway gateway) => gateway.Services.GetRequiredService<GatewayStatus>().GetLinkState("cloud");
+
+    [Fact]
+    public async Task Cloud_broker_stopped_mid_stream_and_restarted_loses_nothing()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var cloud = await CloudSubscriber.StartAsync(broker, "cloud/#");
+        await using var gateway = await TestGateway.StartAsync(Uplink(broker.Url));
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+
+        await PublishAsync(sensor, 1, 1000);
+        await broker.StopAsync();
+        await PublishAsync(sensor, 1001, 2000); // acknowledged by the gateway: on its disk
+        await WaitFor.ConditionAsync(() => State(gateway) == LinkState.Buffering, "the uplink to report buffering");
+        await broker.StartAsync();
+        await PublishAsync(sensor, 2001, 3000);
+
+        await cloud.WaitForNumbersAsync(Enumerable.Range(1, 3000));
+        cloud.AssertComplete(Enumerable.Range(1, 3000), maxDuplicates: Window);
+        await WaitFor.ConditionAsync(() => UplinkQueue(gateway).GetStatistics() is { Ready: 0, Unacknowledged: 0 }, "the buffer to empty");
+    }
+
+    [Fact]
+    public async Task A_blackholed_link_is_detected_by_keep_alive_reconnected_and_drained()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var proxy = new TcpProxy(broker.Port);
+        await using var cloud = await CloudSubscriber.StartAsync(broker, "cloud/#");
+        await using var gateway = await TestGateway.StartAsync([.. Uplink(proxy.Url), "--Uplinks:cloud:KeepAlive=00:00:02"]);
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+        await PublishAsync(sensor, 1, 200);
+        await cloud.WaitForNumbersAsync(Enumerable.Range(1, 200));
+
+        proxy.Mode = ProxyMode.Blackhole; // no FIN, no RST: bytes just stop
+        var blackholed = Stopwatch.StartNew();
+        await PublishAsync(sensor, 201, 400);
+        await WaitFor.ConditionAsync(() => gateway.Logs.Entries.Any(e => e.EventId.Id == 5003), "the uplink to declare the link lost");
+        output.WriteLine($"blackhole detected after {blackholed.Elapsed.TotalSeconds:F2} s (keep-alive 2 s)");
+        Assert.Contains("PINGRESP", gateway.Logs.Entries.First(e => e.EventId.Id == 5003).Message, StringComparison.Ordinal);
+
+        proxy.Mode = ProxyMode.Forward; // the next connection gets through
+        await cloud.WaitForNumbersAsync(Enumerable.Range(1, 400));
+        cloud.AssertComplete(Enumerable.Range(1, 400), maxDuplicates: Window);
+    }
+
+    [Fact]
+    public async Task A_broker_that_withholds_pubacks_makes_the_link_stalled_and_nothing_is_deleted()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var proxy = new TcpProxy(broker.Port) { Mode = ProxyMode.DropPubacks };
+        await using var cloud = await CloudSubscriber.StartAsync(broker, "cloud/#");
+        await using var gateway = await TestGateway.StartAsync([.. Uplink(proxy.Url), "--Uplinks:cloud:StallTimeout=00:00:02"]);
+        var states = new List<LinkState>();
+        gateway.Services.GetRequiredService<GatewayStatus>().LinkStateChanged += (_, state) =>
+        {
+            lock (states)
+            {
+                states.Add(state);
+            }
+        };
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+
+        await PublishAsync(sensor, 1, 50);
+        await WaitFor.ConditionAsync(() => State(gateway) == LinkState.Stalled, "the uplink to report stalled");
+        Assert.Contains(gateway.Logs.Entries, e => e.EventId.Id == 5005);
+        var statistics = UplinkQueue(gateway).GetStatistics();
+        Assert.Equal(50, statistics.Ready + statistics.Unacknowledged); // sent (the cloud has them), never confirmed, so kept
+        Assert.Equal(0, statistics.Acknowledged);
+
+        proxy.Mode = ProxyMode.Forward;
+        await WaitFor.ConditionAsync(() => UplinkQueue(gateway).GetStatistics() is { Ready: 0, Unacknowledged: 0 }, "the buffer to empty once PUBACKs flow");
+        cloud.AssertComplete(Enumerable.Range(1, 50), maxDuplicates: 50 * 4);
+        await WaitFor.ConditionAsync(() => State(gateway) == LinkState.Connected, "the uplink to report connected");
+    }
+
+    [Theory]
+    [InlineData("drop-head")]
+    [InlineData("reject-publish")]
+    public async Task A_full_buffer_applies_its_overflow_policy_with_exact_counts(string overflow)
+    {
+        await using var broker = await MosquittoBroker.StartAsync(start: false);
+        await using var gateway = await TestGateway.StartAsync(
+            [.. Uplink(broker.Url), "--Uplinks:cloud:Buffer:MaxMessages=100", $"--Uplinks:cloud:Buffer:Overflow={overflow}"]);
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+
+        var refused = 0;
+        for (var i = 1; i <= 150; i++)
+        {
+            var result = await sensor.PublishAsync("sensors/boiler/temp", i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            refused += result.ReasonCode == MqttClientPublishReasonCode.QuotaExceeded ? 1 : 0;
+        }
+
+        var statistics = UplinkQueue(gateway).GetStatistics();
+        Assert.Equal(100, statistics.Ready);
+        Assert.Equal(overflow == "drop-head" ? 50 : 0, statistics.DroppedMaxLength);
+        Assert.Equal(overflow == "drop-head" ? 0 : 50, statistics.RejectedMaxLength);
+        Assert.Equal(overflow == "drop-head" ? 0 : 50, refused); // MQTT 5: 0x97 quota exceeded
+
+        if (overflow == "reject-publish")
+        {
+            // MQTT 3.1.1 has no reason codes: the publisher is not acknowledged (the connection closes).
+            await using var old = await MqttTestClient.ConnectAsync(gateway.MqttPort, version: MqttProtocolVersion.V311);
+            await Assert.ThrowsAnyAsync<MqttCommunicationException>(() => old.PublishAsync("sensors/boiler/temp", "151"));
+        }
+
+        await using var cloud = await CloudSubscriber.StartAsync(await StartedAsync(broker), "cloud/#");
+        var kept = overflow == "drop-head" ? Enumerable.Range(51, 100) : Enumerable.Range(1, 100);
+        await cloud.WaitForNumbersAsync(kept);
+        await PublishAsync(sensor, 1000, 1000); // a marker behind everything
+        await cloud.WaitForNumbersAsync([1000]);
+        Assert.Equal([.. kept, 1000], cloud.Numbers().Distinct().Order());
+    }
+
+    private static async Task<MosquittoBroker> StartedAsync(MosquittoBroker broker)
+    {
+        await broker.StartAsync();
+        return broker;
+    }
+
+    [Fact]
+    public async Task Messages_older_than_the_buffer_age_limit_expire_and_are_counted()
+    {
+        await using var broker = await MosquittoBroker.StartAsync(start: false);
+        await using var gateway = await TestGateway.StartAsync([.. Uplink(broker.Url), "--Uplinks:cloud:Buffer:MaxAge=00:00:01"]);
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+        await PublishAsync(sensor, 1, 10);
+
+        await WaitFor.ConditionAsync(() => UplinkQueue(gateway).GetStatistics().Expired == 10, "the 10 messages to expire");
+        await using var cloud = await CloudSubscriber.StartAsync(await StartedAsync(broker), "cloud/#");
+        await PublishAsync(sensor, 11, 11);
+        await cloud.WaitForNumbersAsync([11]);
+        Assert.Equal([11], cloud.Numbers());
+    }
+
+    [Fact]
+    public async Task Primary_down_uses_the_secondary_and_returns_to_the_primary_when_it_is_back()
+    {
+        await using var primary = await MosquittoBroker.StartAsync(start: false);
+        await using var secondary = await MosquittoBroker.StartAsync();
+        await using var atSecondary = await CloudSubscriber.StartAsync(secondary, "cloud/#");
+        await using var gateway = await TestGateway.StartAsync([.. Uplink(primary.Url, secondary.Url), "--Uplinks:cloud:ReturnToPrimaryInterval=00:00:01"]);
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+
+        await PublishAsync(sensor, 1, 10);
+        await atSecondary.WaitForNumbersAsync(Enumerable.Range(1, 10));
+
+        await primary.StartAsync();
+        await using var atPrimary = await CloudSubscriber.StartAsync(primary, "cloud/#");
+        var primaryEndpoint = $"mqtt://127.0.0.1:{primary.Port}";
+        await WaitFor.ConditionAsync(
+            () => gateway.Logs.Entries.Any(e => e.EventId.Id == 5001 && e.Message.Contains(primaryEndpoint, StringComparison.Ordinal)),
+            "the uplink to return to the primary");
+        await PublishAsync(sensor, 11, 20);
+        await atPrimary.WaitForNumbersAsync(Enumerable.Range(11, 10));
+        Assert.DoesNotContain(atSecondary.Numbers(), n => n > 10);
+    }
+
+    [Fact]
+    public async Task Downlink_reaches_local_subscribers_and_never_loops_back_up()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var cloud = await CloudSubscriber.StartAsync(broker, "cloud/#");
+        await using var gateway = await TestGateway.StartAsync(
+            [.. Uplink(broker.Url),
+             "--Uplinks:cloud:Forward:1:Filter=commands/#", "--Uplinks:cloud:Forward:1:Prefix=cloud/",
+             "--Uplinks:cloud:Downlink:0:Filter=cloud/commands/#", "--Uplinks:cloud:Downlink:0:StripPrefix=cloud/"]);
+        await using var local = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+        await local.SubscribeAsync("commands/#");
+        await WaitFor.ConditionAsync(() => gateway.Logs.Entries.Any(e => e.EventId.Id == 5001), "the uplink to connect");
+
+        await using var operatorApp = await MqttTestClient.ConnectAsync(broker.Port);
+        await operatorApp.PublishAsync("cloud/commands/door", "open-1");
+
+        var received = await local.ReceiveAsync();
+        Assert.Equal("commands/door", received.Topic);
+        Assert.Equal("open-1", received.ConvertPayloadToString());
+
+        // A local message on the same forward rule goes up once; the downlinked one never went back.
+        await local.PublishAsync("commands/marker", "marker-2");
+        await cloud.WaitForNumbersAsync([2]);
+        Assert.Equal(["cloud/commands/door", "cloud/commands/marker"], cloud.Messages.Select(m => m.Topic));
+    }
+
+    [Fact]
+    public async Task A_message_the_cloud_refuses_goes_to_the_dead_letter_queue_and_does_not_block()
+    {
+        var acl = Path.Combine(Path.GetTempPath(), "gateway-acl-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllLinesAsync(acl, ["topic read cloud/#", "topic write cloud/sensors/ok/#"]);
+        await using var strict = await MosquittoBroker.StartAsync(true, $"acl_file {acl}");
+        await using var cloud = await CloudSubscriber.StartAsync(strict, "cloud/#");
+        await using var gateway = await TestGateway.StartAsync(Uplink(strict.Url));
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+
+        await sensor.PublishAsync("sensors/ok/a", "1");
+        await sensor.PublishAsync("sensors/secret/b", "2");
+        await sensor.PublishAsync("sensors/ok/c", "3");
+
+        var router = gateway.Services.GetRequiredService<MessageRouter>();
+        try
+        {
+            await cloud.WaitForNumbersAsync([1, 3], TimeSpan.FromSeconds(8));
+            await WaitFor.ConditionAsync(() => router.GetQueue("uplink.cloud.dead").ReadyCount == 1, "the refused message in the dead-letter queue", TimeSpan.FromSeconds(5));
+        }
+        catch
+        {
+            foreach (var e in gateway.Logs.Entries)
+            {
+                output.WriteLine($"{e.EventId.Id} {e.Message}");
+            }
+
+            output.WriteLine(string.Join(",", cloud.Numbers()));
+            output.WriteLine(strict.Log);
+            throw;
+        }
+
+        using var consumer = router.GetQueue("uplink.cloud.dead").AddConsumer(new ConsumerOptions { Prefetch = 1 });
+        Assert.True(consumer.TryRead(out var dead));
+        Assert.Equal("2", System.Text.Encoding.UTF8.GetString(dead.Message.Body.Span));
+        Assert.Contains("0x87", (string)dead.Message.Properties.Headers!["x-uplink-reason"]!, StringComparison.Ordinal);
+        Assert.Equal("cloud/sensors/secret/b", dead.Message.Properties.Headers["x-uplink-topic"]);
+        Assert.DoesNotContain(2, cloud.Numbers());
+        File.Delete(acl);
+    }
+}
