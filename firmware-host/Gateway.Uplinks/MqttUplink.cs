@@ -217,12 +217,12 @@ internal sealed partial class MqttUplink
         using var session = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         using var sending = CancellationTokenSource.CreateLinkedTokenSource(session.Token);
         string? lostReason = null;
-        client.DisconnectedAsync += e =>
+        Func<MqttClientDisconnectedEventArgs, Task> onDisconnected = e =>
         {
             lostReason ??= e.Exception?.Message ?? e.Reason.ToString();
-            session.Cancel();
-            return Task.CompletedTask;
+            return session.CancelAsync();
         };
+        client.DisconnectedAsync += onDisconnected;
         client.ApplicationMessageReceivedAsync += OnDownlinkAsync;
 
         _endpoint = endpoint.ToString();
@@ -270,6 +270,7 @@ internal sealed partial class MqttUplink
             // Everything not confirmed goes back to the queue, in order, flagged redelivered.
             consumer.Dispose();
             client.ApplicationMessageReceivedAsync -= OnDownlinkAsync;
+            client.DisconnectedAsync -= onDisconnected;
             _connected = false;
             Volatile.Write(ref _inFlight, 0);
         }
