@@ -63,10 +63,18 @@ public sealed class CloudSubscriber : IAsyncDisposable
         return numbers;
     }
 
-    public Task WaitForNumbersAsync(IEnumerable<int> expected, TimeSpan? timeout = null)
+    public async Task WaitForNumbersAsync(IEnumerable<int> expected, TimeSpan? timeout = null)
     {
         var wanted = expected.ToHashSet();
-        return WaitFor.ConditionAsync(() => wanted.IsSubsetOf(Numbers()), $"{wanted.Count} numbered messages at the cloud broker", timeout ?? TimeSpan.FromSeconds(90));
+        try
+        {
+            await WaitFor.ConditionAsync(() => wanted.IsSubsetOf(Numbers()), $"{wanted.Count} numbered messages at the cloud broker", timeout ?? TimeSpan.FromSeconds(90));
+        }
+        catch (TimeoutException ex)
+        {
+            var missing = wanted.Except(Numbers()).Order().ToList();
+            throw new TimeoutException($"{ex.Message}: {missing.Count} missing ({string.Join(",", missing.Take(20))}...)", ex);
+        }
     }
 
     /// <summary>Asserts nothing was lost, duplicates stayed within the window, and first arrivals are in order.</summary>
