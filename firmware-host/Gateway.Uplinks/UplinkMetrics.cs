@@ -17,7 +17,7 @@ internal sealed class UplinkMetrics : IDisposable
     {
         _meter = meters.Create(MeterName);
         _meter.CreateObservableGauge("gateway.uplink.state", () => Each(service, u => (long)u.State), description: "0 unknown, 1 connected, 2 buffering, 3 draining, 4 stalled, 5 failed");
-        _meter.CreateObservableGauge("gateway.uplink.backlog.messages", () => Each(service, u => u.Queue.GetStatistics().Ready + (long)u.Queue.GetStatistics().Unacknowledged), "{message}");
+        _meter.CreateObservableGauge("gateway.uplink.backlog.messages", () => Each(service, static u => u.Queue.GetStatistics() is var s ? s.Ready + (long)s.Unacknowledged : 0), "{message}");
         _meter.CreateObservableGauge("gateway.uplink.backlog.bytes", () => Each(service, u => u.Queue.GetStatistics().ReadyBytes), "By");
         _meter.CreateObservableGauge("gateway.uplink.oldest_message.age", () => EachDouble(service, u => u.Queue.GetStatistics().OldestReadyAge.TotalSeconds), "s");
         _meter.CreateObservableGauge("gateway.uplink.last_confirmed.age", () => EachDouble(service, u => u.LastConfirmedAge?.TotalSeconds ?? -1), "s", "seconds since the broker last confirmed a message; -1 before the first");
