@@ -228,7 +228,14 @@ internal sealed partial class MqttUplink
         _endpoint = endpoint.ToString();
         _connected = true;
         UplinkLog.Connected(_logger, Name, _endpoint, window);
-        await SubscribeDownlinksAsync(client, session.Token);
+        if (!await SubscribeDownlinksAsync(client, session.Token))
+        {
+            client.ApplicationMessageReceivedAsync -= OnDownlinkAsync;
+            client.DisconnectedAsync -= onDisconnected;
+            _connected = false;
+            SetState();
+            return stopping.IsCancellationRequested ? SessionEnd.Stopping : SessionEnd.Lost;
+        }
 
         var inFlight = Channel.CreateBounded<SentMessage>(new BoundedChannelOptions(window) { SingleReader = true, SingleWriter = true });
         var consumer = Queue.AddConsumer(new ConsumerOptions { Prefetch = window, Tag = "uplink:" + Name });
@@ -310,6 +317,10 @@ internal sealed partial class MqttUplink
         catch (OperationCanceledException)
         {
             // Session over or switching endpoints.
+        }
+        catch (MqttCommunicationException)
+        {
+            // The link went down between two publishes; the session reports it as lost and requeues.
         }
 #pragma warning disable CA1031 // Logged; the session ends and everything unconfirmed is requeued.
         catch (Exception ex)
@@ -442,7 +453,8 @@ internal sealed partial class MqttUplink
         }
     }
 
-    private async Task SubscribeDownlinksAsync(IMqttClient client, CancellationToken cancellationToken)
+    // False when the link dropped or timed out mid-subscribe: the session ends and the next one subscribes again.
+    private async Task<bool> SubscribeDownlinksAsync(IMqttClient client, CancellationToken cancellationToken)
     {
         foreach (var rule in _options.Downlink)
         {
@@ -460,11 +472,18 @@ internal sealed partial class MqttUplink
                     UplinkLog.SubscribeFailed(_logger, Name, rule.Filter, result.Items.Count > 0 ? result.Items.First().ResultCode.ToString() : "no answer");
                 }
             }
-            catch (MqttCommunicationException ex)
+            catch (Exception ex) when (ex is MqttCommunicationException or OperationCanceledException)
             {
-                UplinkLog.SubscribeFailed(_logger, Name, rule.Filter, ex.Message);
+                if (!cancellationToken.IsCancellationRequested)
+                {
+                    UplinkLog.SubscribeInterrupted(_logger, Name, rule.Filter, ex.Message);
+                }
+
+                return false;
             }
         }
+
+        return true;
     }
 
     private async Task OnDownlinkAsync(MqttApplicationMessageReceivedEventArgs e)

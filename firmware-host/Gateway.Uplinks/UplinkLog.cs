@@ -39,6 +39,9 @@ internal static partial class UplinkLog
     [LoggerMessage(EventId = 5011, Level = LogLevel.Error, Message = "Uplink {Uplink}: sending failed; reconnecting")]
     public static partial void SendFailed(ILogger logger, string uplink, Exception exception);
 
+    [LoggerMessage(EventId = 5012, Level = LogLevel.Warning, Message = "Uplink {Uplink}: subscribing to '{Filter}' at the broker was interrupted: {Reason}; reconnecting")]
+    public static partial void SubscribeInterrupted(ILogger logger, string uplink, string filter, string reason);
+
     [LoggerMessage(EventId = 5010, Level = LogLevel.Error, Message = "Uplink {Uplink}: the broker refused the credentials or client id ({Reason}); retrying every {Seconds:F0} s")]
     public static partial void NotAuthorized(ILogger logger, string uplink, string reason, double seconds);
 }
