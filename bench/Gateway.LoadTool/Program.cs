@@ -32,8 +32,8 @@ var expected = (long)options.Publishers * options.Messages;
 var subscribers = new List<Subscriber>();
 for (var i = 0; i < options.Subscribers; i++)
 {
-    var connection = await MqttConnection.ConnectAsync(options.Host, options.Port, $"load-sub-{run}-{i}", cancel.Token);
-    await connection.SubscribeAsync($"load/{run}/#", options.Qos, cancel.Token);
+    var connection = await MqttConnection.ConnectAsync(options.SubscribeHost ?? options.Host, options.SubscribePort > 0 ? options.SubscribePort : options.Port, $"load-sub-{run}-{i}", cancel.Token);
+    await connection.SubscribeAsync($"{options.SubscribePrefix}load/{run}/#", options.Qos, cancel.Token);
     subscribers.Add(new Subscriber(connection, options.Publishers, options.Messages, expected));
 }
 
@@ -45,8 +45,10 @@ for (var i = 0; i < options.Publishers; i++)
 
 var receiving = subscribers.Select(s => s.RunAsync(options.Qos, options.Idle, cancel.Token)).ToArray();
 var started = Stopwatch.GetTimestamp();
+var startedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 await Task.WhenAll(publisherConnections.Select((c, i) => PublishAsync(c, i, options, run, cancel.Token)));
 var publishSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+Console.Error.WriteLine($"published {expected} in {publishSeconds:F1} s"); // scripts wait for this line
 await Task.WhenAll(receiving);
 
 long received = 0, lost = 0, duplicates = 0, outOfOrder = 0;
@@ -78,12 +80,27 @@ var result = new Dictionary<string, object>
     ["publish_rate"] = Math.Round(expected / publishSeconds),
     ["received"] = received,
     ["delivery_rate"] = deliverySeconds > 0 ? Math.Round(received / deliverySeconds) : 0,
+    ["receive_span_rate"] = subscribers.Count > 0 && subscribers[0].LastReceive > subscribers[0].FirstReceive
+        ? Math.Round(subscribers[0].Received / ((subscribers[0].LastReceive - subscribers[0].FirstReceive) / (double)Stopwatch.Frequency)) : 0,
     ["latency_p50_ms"] = Math.Round(Percentile(0.50), 3),
     ["latency_p99_ms"] = Math.Round(Percentile(0.99), 3),
     ["lost"] = lost,
     ["duplicates"] = duplicates,
     ["out_of_order"] = outOfOrder,
 };
+if (options.Rate > 0 && subscribers.Count > 0)
+{
+    // The longest silence at the first subscriber is the outage. Strict order means everything
+    // sent before it ended and received after it is the backlog, delivered before live traffic.
+    var (gapEnd, gapTicks, backlog, drainEnd) = subscribers[0].LongestGap();
+    double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+    result["gap_ms"] = Math.Round(Ms(gapTicks));
+    result["gap_end_unix_ms"] = startedUnixMs + (long)Ms(gapEnd - started);
+    result["backlog"] = backlog;
+    result["drain_ms"] = Math.Round(Ms(drainEnd - gapEnd));
+    result["drain_rate"] = drainEnd > gapEnd ? Math.Round(backlog / (Ms(drainEnd - gapEnd) / 1000.0)) : 0;
+}
+
 Console.WriteLine(JsonSerializer.Serialize(result));
 foreach (var connection in publisherConnections)
 {
@@ -117,8 +134,16 @@ static async Task PublishAsync(MqttConnection connection, int publisher, LoadOpt
     }
 
     ushort packetId = 0;
+    var perSecond = options.Rate / (double)options.Publishers;
+    var start = Stopwatch.GetTimestamp();
     for (long seq = 0; seq < options.Messages; seq++)
     {
+        if (perSecond > 0 && seq >= Stopwatch.GetElapsedTime(start).TotalSeconds * perSecond)
+        {
+            await connection.FlushAsync(cancellationToken);
+            await Task.Delay(5, cancellationToken); // pacing for --rate, 5 ms slices
+        }
+
         if (options.Qos == 1 && !window.Wait(0, CancellationToken.None))
         {
             await connection.FlushAsync(cancellationToken);
@@ -149,7 +174,41 @@ internal sealed class Subscriber(MqttConnection connection, int publishers, int 
     public long Duplicates { get; private set; }
     public long OutOfOrder { get; private set; }
     public long LastReceive { get; private set; }
+    public long FirstReceive { get; private set; }
     public List<long> Latencies { get; } = new((int)Math.Min(expected, 10_000_000));
+    private readonly List<(long Received, long Sent)> _timeline = new((int)Math.Min(expected, 10_000_000));
+
+    public (long GapEnd, long Gap, long Backlog, long DrainEnd) LongestGap()
+    {
+        var at = 0;
+        long gap = 0;
+        for (var i = 1; i < _timeline.Count; i++)
+        {
+            var g = _timeline[i].Received - _timeline[i - 1].Received;
+            if (g > gap)
+            {
+                (gap, at) = (g, i);
+            }
+        }
+
+        if (at == 0)
+        {
+            return (0, 0, 0, 0);
+        }
+
+        var gapEnd = _timeline[at].Received;
+        long backlog = 0, drainEnd = gapEnd;
+        for (var i = at; i < _timeline.Count; i++)
+        {
+            if (_timeline[i].Sent < gapEnd)
+            {
+                backlog++;
+                drainEnd = Math.Max(drainEnd, _timeline[i].Received);
+            }
+        }
+
+        return (gapEnd, gap, backlog, drainEnd);
+    }
 
     public async Task RunAsync(int qos, TimeSpan idle, CancellationToken cancellationToken)
     {
@@ -184,9 +243,14 @@ internal sealed class Subscriber(MqttConnection connection, int publishers, int 
                 }
             }
 
-            Received++;
+            if (Received++ == 0)
+            {
+                FirstReceive = now;
+            }
+
             LastReceive = now;
             Latencies.Add(now - sent);
+            _timeline.Add((now, sent));
             if (_seen[publisher][(int)seq])
             {
                 Duplicates++;

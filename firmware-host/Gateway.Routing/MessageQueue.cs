@@ -190,7 +190,7 @@ public sealed partial class MessageQueue
     }
 
     /// <summary>Waits until a flow-blocked queue has drained to half its flow limit.</summary>
-    internal Task WaitForFlowAsync(CancellationToken cancellationToken)
+    public Task WaitForFlowAsync(CancellationToken cancellationToken)
     {
         lock (_sync)
         {

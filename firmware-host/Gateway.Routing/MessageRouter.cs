@@ -44,14 +44,24 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
     /// </summary>
     public ValueTask<RouteResult> PublishAsync(GatewayMessage message, CancellationToken cancellationToken)
     {
-        var result = Route(message, out var blocked, out var committed);
+        var result = RouteCore(message, out var blocked, out var committed);
         return blocked is null && committed is null
             ? ValueTask.FromResult(result)
             : WaitAsync(result, blocked, committed, cancellationToken);
     }
 
     /// <summary>Routes without waiting for flow control or the disk.</summary>
-    public RouteResult Route(GatewayMessage message) => Route(message, out _, out _);
+    public RouteResult Route(GatewayMessage message) => RouteCore(message, out _, out _);
+
+    /// <summary>
+    /// Routes now, in call order, and hands back what <see cref="PublishAsync"/> would wait for:
+    /// <paramref name="committed"/> completes when every durable queue that took the message has
+    /// it on disk; <paramref name="flowBlocked"/> is a queue over its flow limit
+    /// (<see cref="MessageQueue.WaitForFlowAsync"/>). Lets a protocol keep reading a connection
+    /// while earlier publishes wait for the disk, and acknowledge them in order later.
+    /// </summary>
+    public RouteResult Route(GatewayMessage message, out Task? committed, out MessageQueue? flowBlocked) =>
+        RouteCore(message, out flowBlocked, out committed);
 
     public Exchange DeclareExchange(string name, ExchangeType type, bool durable = false, bool autoDelete = false)
     {
@@ -274,7 +284,7 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
         return result;
     }
 
-    private RouteResult Route(GatewayMessage message, out MessageQueue? flowBlocked, out Task? committed)
+    private RouteResult RouteCore(GatewayMessage message, out MessageQueue? flowBlocked, out Task? committed)
     {
         flowBlocked = null;
         committed = null;

@@ -28,6 +28,8 @@ internal sealed partial class MqttUplink
     private const int DeadLetterLimit = 10_000;
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan ReconnectDelayMin = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan MinStatusTick = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan MaxStatusTick = TimeSpan.FromSeconds(1);
 
     private readonly UplinkOptions _options;
     private readonly IMessageRouter _router;
@@ -46,6 +48,7 @@ internal sealed partial class MqttUplink
     private long _cloudRejected;
     private long _lastConfirmed; // timestamp; 0 = never
     private int _inFlight;
+    private long _awaitingSince; // send timestamp of the publish the confirm loop waits on; 0 = none
     private volatile bool _connected;
     private volatile bool _stalled;
     private volatile bool _notAuthorized;
@@ -244,10 +247,11 @@ internal sealed partial class MqttUplink
         {
             SetState();
             var pump = PumpAsync(client, consumer, inFlight.Writer, sending.Token);
-            var confirm = ConfirmAsync(consumer, inFlight.Reader, session.Token);
+            using var stall = CancellationTokenSource.CreateLinkedTokenSource(session.Token);
+            var confirm = ConfirmAsync(consumer, inFlight.Reader, stall, session.Token);
             var keepAlive = KeepAliveAsync(client, session.Token);
             var primary = index > 0 ? WatchPrimaryAsync(session.Token) : Task.Delay(Timeout.Infinite, session.Token);
-            var status = StatusAsync(session.Token);
+            var status = StatusAsync(stall, session.Token);
 
             var first = await Task.WhenAny(confirm, keepAlive, primary);
             if (first == primary && !session.IsCancellationRequested)
@@ -280,6 +284,7 @@ internal sealed partial class MqttUplink
             client.DisconnectedAsync -= onDisconnected;
             _connected = false;
             Volatile.Write(ref _inFlight, 0);
+            Volatile.Write(ref _awaitingSince, 0);
         }
 
         if (end is SessionEnd.Lost)
@@ -335,7 +340,8 @@ internal sealed partial class MqttUplink
     }
 
     // Confirms in send order; returns Stalled when the oldest publish waits past the bound.
-    private async Task<SessionEnd> ConfirmAsync(QueueConsumer consumer, ChannelReader<SentMessage> inFlight, CancellationToken cancellationToken)
+    // The stall bound is watched by StatusAsync, which cancels `stall`: no timer per message.
+    private async Task<SessionEnd> ConfirmAsync(QueueConsumer consumer, ChannelReader<SentMessage> inFlight, CancellationTokenSource stall, CancellationToken cancellationToken)
     {
         try
         {
@@ -343,13 +349,21 @@ internal sealed partial class MqttUplink
             {
                 while (inFlight.TryRead(out var sent))
                 {
-                    var remaining = _options.StallTimeout - _time.GetElapsedTime(sent.SentAt);
                     MqttClientPublishResult result;
                     try
                     {
-                        result = await sent.Publish.WaitAsync(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, _time, cancellationToken);
+                        if (sent.Publish.IsCompleted)
+                        {
+                            result = await sent.Publish;
+                        }
+                        else
+                        {
+                            Volatile.Write(ref _awaitingSince, sent.SentAt);
+                            result = await sent.Publish.WaitAsync(stall.Token);
+                            Volatile.Write(ref _awaitingSince, 0);
+                        }
                     }
-                    catch (Exception ex) when (ex is TimeoutException or MqttCommunicationTimedOutException)
+                    catch (Exception ex) when ((ex is OperationCanceledException && stall.IsCancellationRequested && !cancellationToken.IsCancellationRequested) || ex is MqttCommunicationTimedOutException)
                     {
                         _stalled = true;
                         UplinkLog.Stalled(_logger, Name, _endpoint ?? "?", _options.StallTimeout.TotalSeconds, InFlight);
@@ -444,12 +458,27 @@ internal sealed partial class MqttUplink
         }
     }
 
-    private async Task StatusAsync(CancellationToken cancellationToken)
+    // Publishes state, and ends a session whose oldest publish has waited past StallTimeout.
+    private async Task StatusAsync(CancellationTokenSource stall, CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        var tick = _options.StallTimeout / 4;
+        tick = tick < MinStatusTick ? MinStatusTick : tick > MaxStatusTick ? MaxStatusTick : tick;
+        using var timer = new PeriodicTimer(tick, _time);
+        var sinceState = TimeSpan.Zero;
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
-            SetState();
+            var since = Volatile.Read(ref _awaitingSince);
+            if (since != 0 && _time.GetElapsedTime(since) >= _options.StallTimeout)
+            {
+                await stall.CancelAsync();
+            }
+
+            sinceState += tick;
+            if (sinceState >= MaxStatusTick)
+            {
+                sinceState = TimeSpan.Zero;
+                SetState();
+            }
         }
     }
 

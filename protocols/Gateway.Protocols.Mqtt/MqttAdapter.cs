@@ -69,6 +69,8 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         Server.ClientDisconnectedAsync += _flow.OnDisconnectedAsync;
         Server.InterceptingClientEnqueueAsync += _flow.OnEnqueueAsync;
         Server.InterceptingOutboundPacketAsync += OnOutboundPacketAsync;
+        Server.ClientConnectedAsync += PublishAcks.OnConnectedAsync;
+        Server.InterceptingInboundPacketAsync += PublishAcks.OnInboundPacketAsync;
 
         // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
         // wait for long-lived connections.
@@ -184,9 +186,62 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
                 // MQTT 5.0 section 3.2.2.3.6: tell clients the limit the packet guard enforces.
                 connAck.MaximumPacketSize = (uint)_options.MaxPacketSize;
                 break;
+            case MQTTnet.Packets.MqttPubAckPacket pubAck when PublishAcks.TryTakeCommit(e.SessionItems, pubAck.PacketIdentifier, out var committed):
+                return AckWhenCommittedAsync(e, committed);
+            case MQTTnet.Packets.MqttPubRecPacket pubRec when PublishAcks.TryTakeCommit(e.SessionItems, pubRec.PacketIdentifier, out var committed):
+                return AckWhenCommittedAsync(e, committed);
         }
 
         return Task.CompletedTask;
+    }
+
+    // Holds a PUBACK/PUBREC until its publish is on disk. If the store failed, MQTT 5 gets the
+    // reason and MQTT 3.1.1 (which reads any PUBACK as success) gets none and loses the connection.
+    private async Task AckWhenCommittedAsync(InterceptingPacketEventArgs e, Task committed)
+    {
+        try
+        {
+            await committed.WaitAsync(e.CancellationToken);
+        }
+        catch (OperationCanceledException) when (e.CancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+#pragma warning disable CA1031 // Whatever the store threw, the publisher must not be told it is safe.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            MqttLog.CommitFailed(_logger, e.ClientId, ex);
+            if (e.SessionItems[ProtocolVersionKey] is MQTTnet.Formatter.MqttProtocolVersion.V500)
+            {
+                switch (e.Packet)
+                {
+                    case MQTTnet.Packets.MqttPubAckPacket pubAck:
+                        pubAck.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
+                        break;
+                    case MQTTnet.Packets.MqttPubRecPacket pubRec:
+                        pubRec.ReasonCode = MqttPubRecReasonCode.UnspecifiedError;
+                        break;
+                }
+            }
+            else
+            {
+                e.ProcessPacket = false;
+                _ = DisconnectAsync(e.ClientId); // not awaited on the connection's own send loop
+            }
+        }
+    }
+
+    private async Task DisconnectAsync(string clientId)
+    {
+        try
+        {
+            await Server.DisconnectClientAsync(clientId, new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.UnspecifiedError });
+        }
+        catch (Exception ex) when (ex is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or OperationCanceledException)
+        {
+            MqttLog.DisconnectFailed(_logger, clientId, ex.Message);
+        }
     }
 
     // MQTT 3.1.1 section 3.1.3.1 and 5.0 section 3.1.3.1: a client may leave its id empty and
@@ -233,6 +288,8 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
 
         e.ProcessPublish = false;
         var application = e.ApplicationMessage;
+        ushort packetId = 0;
+        var acks = application.QualityOfServiceLevel > MqttQualityOfServiceLevel.AtMostOnce ? PublishAcks.Take(e.SessionItems, out packetId) : null;
         try
         {
             var message = MqttMessageMapper.ToGateway(application, e.ClientId, e.UserName);
@@ -247,7 +304,7 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
                 }
             }
 
-            var result = await _router.PublishAsync(message, e.CancellationToken);
+            var result = _router.Route(message, out var committed, out var flowBlocked);
             if (result.Status == RouteStatus.Rejected)
             {
                 // A full buffer with reject-publish: MQTT 5 says so (0x97 quota exceeded); 3.1.1 has
@@ -255,6 +312,23 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
                 MqttLog.PublishRejected(_logger, application.Topic, e.ClientId);
                 Refuse(e, MqttPubAckReasonCode.QuotaExceeded);
                 return;
+            }
+
+            if (committed is not null)
+            {
+                if (acks is not null)
+                {
+                    acks.Add(packetId, committed); // its PUBACK/PUBREC waits in OnOutboundPacketAsync
+                }
+                else
+                {
+                    await committed.WaitAsync(e.CancellationToken);
+                }
+            }
+
+            if (flowBlocked is not null)
+            {
+                await flowBlocked.WaitForFlowAsync(e.CancellationToken); // stop reading this connection
             }
 
             e.Response.ReasonCode = result.Status == RouteStatus.Unroutable ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success;

@@ -35,6 +35,12 @@ internal static partial class MqttLog
     [LoggerMessage(EventId = 1009, Level = LogLevel.Debug, Message = "Publish to '{Topic}' from client {ClientId} refused: a queue it routes to is full (reject-publish)")]
     public static partial void PublishRejected(ILogger logger, string topic, string clientId);
 
+    [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "A publish from MQTT client {ClientId} could not be stored; it is not acknowledged")]
+    public static partial void CommitFailed(ILogger logger, string clientId, Exception exception);
+
+    [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Disconnecting MQTT client {ClientId} after a failed store failed: {Reason}")]
+    public static partial void DisconnectFailed(ILogger logger, string clientId, string reason);
+
     [LoggerMessage(EventId = 1050, Message = "{Source}: {Message}")]
     public static partial void MqttNet(ILogger logger, LogLevel level, string source, string message, Exception? exception);
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Store and forward, measured: sensors → gateway uplink → mosquitto ("the cloud") against
+# sensors → mosquitto bridge → mosquitto, same machine, same load tool, QoS 1, 256-byte payloads.
+#
+#   bench/uplink.sh [throughput] [outage] [backlog]      (default: all three)
+#
+# throughput  4 and 50 publishers, rate delivered at the cloud subscriber.
+# outage      2,000 msg/s; the link goes down for 60 s (bench/link.py refuses and resets
+#             connections); then: how long after the link accepts connections again the first
+#             backlog message reaches the cloud, and the rate the backlog drains at.
+# backlog     gateway only: 1,000,000 messages buffered with the link down; RSS idle and with the
+#             backlog on disk, then the drain of all of it once the link returns.
+# Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(throughput outage backlog)
+
+command -v mosquitto >/dev/null || { echo "uplink.sh: needs mosquitto (apt-get install mosquitto)" >&2; exit 1; }
+dotnet build bench/Gateway.LoadTool -c Release --nologo -v q >/dev/null
+dotnet build firmware-host/Gateway.Host -c Release --nologo -v q >/dev/null
+load=bench/Gateway.LoadTool/bin/Release/net10.0/mqtt-load
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.05; done; }
+rss_mb() { echo "scale=1; $(ps -o rss= -p "$1") / 1024" | bc; }
+
+# The cloud: mosquitto with defaults, except that its queue to our subscriber may hold a whole run.
+cport=$(free_port)
+cat > "$work/cloud.conf" <<CONF
+listener $cport 127.0.0.1
+allow_anonymous true
+max_queued_messages 10000000
+CONF
+mosquitto -c "$work/cloud.conf" >"$work/cloud.log" 2>&1 & pids+=($!)
+wait_port "$cport"
+
+# The uplink's internet connection, which the outage cuts.
+lport=$(free_port)
+python3 bench/link.py "$lport" "$cport" >"$work/link.log" & link=$!; pids+=($link)
+wait_port "$lport"
+
+start_gateway() { # $1 = port the uplink connects to; sets bridge_pid, port
+  port=$(free_port); local hport; hport=$(free_port); rm -rf "$work/data"
+  dotnet firmware-host/Gateway.Host/bin/Release/net10.0/gateway.dll \
+    --Mqtt:Port="$port" --Mqtt:BindAddress=127.0.0.1 --Http:Port="$hport" --Http:BindAddress=127.0.0.1 \
+    --Storage:DataDirectory="$work/data" \
+    --Uplinks:cloud:Endpoints:0="mqtt://127.0.0.1:$1" --Uplinks:cloud:ClientId=bench-gateway \
+    --Uplinks:cloud:Forward:0:Filter='load/#' --Uplinks:cloud:Forward:0:Prefix=site1/ --Uplinks:cloud:Forward:0:Qos=1 \
+    >"$work/gateway.log" 2>&1 &
+  bridge_pid=$!; pids+=($bridge_pid); wait_port "$port"
+}
+
+start_bridge() { # $1 = port the bridge connects to; sets bridge_pid, port
+  port=$(free_port); rm -rf "$work/bridge"; mkdir -p "$work/bridge"
+  # mosquitto's bridge with its defaults: persistence on (snapshot every 30 min), queue sized
+  # like the cloud's so it does not drop during the outage (its default of 1,000 would).
+  cat > "$work/bridge.conf" <<CONF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $work/bridge/
+max_queued_messages 10000000
+connection cloud
+address 127.0.0.1:$1
+clientid bench-bridge
+bridge_protocol_version mqttv311
+topic load/# out 1 "" site1/
+CONF
+  mosquitto -c "$work/bridge.conf" >"$work/bridge.log" 2>&1 &
+  bridge_pid=$!; pids+=($bridge_pid); wait_port "$port"
+  sleep 1 # the bridge connects to the cloud on its own schedule
+}
+
+stop_broker() { kill "$bridge_pid"; wait "$bridge_pid" 2>/dev/null || true; }
+
+run_load() { # label publishers messages-per-publisher [extra load-tool args]
+  "$load" --port "$port" --sub-port "$cport" --sub-prefix site1/ --qos 1 --size 256 \
+    --label "$1" --publishers "$2" --messages "$3" "${@:4}"
+}
+
+for part in "${parts[@]}"; do
+  case $part in
+  throughput)
+    for publishers in 4 50; do
+      for broker in mosquitto-bridge gateway; do
+        if [ "$broker" = gateway ]; then start_gateway "$cport"; else start_bridge "$cport"; fi
+        run_load "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 2>/dev/null
+        stop_broker
+      done
+    done
+    ;;
+  outage)
+    for broker in mosquitto-bridge gateway; do
+      if [ "$broker" = gateway ]; then start_gateway "$lport"; else start_bridge "$lport"; fi
+      # 2,000 msg/s for 100 s from 4 publishers; the link is down from 20 s to 80 s.
+      run_load "$broker" 4 50000 --rate 2000 --idle-seconds 90 >"$work/outage.json" 2>/dev/null &
+      loadpid=$!
+      sleep 20; kill -USR1 "$link"; sleep 60; kill -USR2 "$link"
+      wait "$loadpid"
+      up=$(grep '^up ' "$work/link.log" | tail -1 | cut -d' ' -f2)
+      python3 - "$work/outage.json" "$up" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); up = int(sys.argv[2])
+r["first_backlog_after_link_up_ms"] = r["gap_end_unix_ms"] - up
+print(json.dumps(r))
+PY
+      stop_broker
+    done
+    ;;
+  backlog)
+    start_gateway "$lport"
+    kill -USR1 "$link"
+    sleep 3; idle=$(rss_mb "$bridge_pid")
+    run_load gateway-1M-backlog 50 20000 --inflight 64 --idle-seconds 120 >"$work/backlog.json" 2>"$work/backlog.err" &
+    loadpid=$!
+    until grep -q '^published' "$work/backlog.err" 2>/dev/null; do sleep 1; done
+    sleep 5; buffered=$(rss_mb "$bridge_pid")
+    kill -USR2 "$link"
+    wait "$loadpid"
+    drained=$(rss_mb "$bridge_pid")
+    python3 - "$work/backlog.json" "$idle" "$buffered" "$drained" "$(du -sm "$work/data" | cut -f1)" "$(head -1 "$work/backlog.err")" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r.update(idle_rss_mb=float(sys.argv[2]), rss_with_backlog_mb=float(sys.argv[3]),
+         rss_after_drain_mb=float(sys.argv[4]), data_dir_mb=int(sys.argv[5]), publish=sys.argv[6])
+print(json.dumps(r))
+PY
+    stop_broker
+    ;;
+  *) echo "uplink.sh: unknown part '$part' (throughput, outage, backlog)" >&2; exit 2 ;;
+  esac
+done
