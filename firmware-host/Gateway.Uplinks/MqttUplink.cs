@@ -57,7 +57,7 @@ internal sealed partial class MqttUplink
     public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILoggerFactory loggers, TimeProvider time)
     {
         var logger = loggers.CreateLogger("Gateway.Uplinks." + name);
-        _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers));
+        _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers), new BatchingClientAdapterFactory());
         Name = name;
         _options = options;
         _router = router;
