@@ -98,6 +98,7 @@ public static class GatewayApplication
         {
             DataDirectory = storage.DataDirectory,
             Durability = storage.Durability == "fast" ? StoreDurability.Fast : StoreDurability.Durable,
+            MinFreeBytes = storage.MinFreeMegabytes * 1024L * 1024,
             TimeProvider = services.GetRequiredService<TimeProvider>(),
         };
         return LiteDbMessageStore.Open(options, services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Storage"));

@@ -31,6 +31,10 @@ public sealed class StorageOptions
     /// </summary>
     [RegularExpression("^(durable|fast)$", ErrorMessage = "Storage:Durability must be durable or fast")]
     public string Durability { get; set; } = "durable";
+
+    /// <summary>Free space to leave on the data directory's file system; below it new messages are refused.</summary>
+    [Range(0, 1_048_576, ErrorMessage = "Storage:MinFreeMegabytes must be between 0 and 1048576")]
+    public int MinFreeMegabytes { get; set; } = 64;
 }
 
 [OptionsValidator]

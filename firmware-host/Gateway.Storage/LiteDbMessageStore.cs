@@ -27,13 +27,17 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private static readonly TimeSpan ClockSaveInterval = TimeSpan.FromSeconds(60);
 
     private readonly TimeProvider _time;
+    private static readonly TimeSpan DiskCheckInterval = TimeSpan.FromSeconds(1);
     private readonly ITimer _clockSaver;
+    private readonly ITimer _diskWatch;
     private readonly long _openedAt;
     private LiteDatabase _database;
     private TimeSpan _clockAtOpen;
     private long _groups;
     private int _disposed;
     private long _operationCount;
+    private long _refusedLowDisk;
+    private volatile bool _lowDisk;
 
     private LiteDbMessageStore(LiteDatabase database, string path, StoreOptions options, ILogger logger)
     {
@@ -50,9 +54,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         _openedAt = _time.GetTimestamp();
         _clockAtOpen = LoadClock();
         MessageCount = LoadOffsets(snapshot: true);
+        CheckDisk();
         _writer = new Thread(WriterLoop) { IsBackground = true, Name = "gateway-store" };
         _writer.Start();
         _clockSaver = _time.CreateTimer(static state => ((LiteDbMessageStore)state!).Post(new SaveClockOperation()), this, ClockSaveInterval, ClockSaveInterval);
+        _diskWatch = _time.CreateTimer(static state => ((LiteDbMessageStore)state!).CheckDisk(), this, DiskCheckInterval, DiskCheckInterval);
     }
 
     public string Path { get; }
@@ -67,6 +73,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     public long Groups => Interlocked.Read(ref _groups);
 
     public long Operations => Interlocked.Read(ref _operationCount);
+
+    /// <summary>True while free disk space is under <see cref="StoreOptions.MinFreeBytes"/>: appends are refused.</summary>
+    public bool LowOnDisk => _lowDisk;
+
+    /// <summary>Appends refused because the disk was under the reserve.</summary>
+    public long RefusedLowDisk => Interlocked.Read(ref _refusedLowDisk);
 
     /// <summary>Opens (or creates) the store; a damaged file is moved aside and what can be read is recovered.</summary>
     public static LiteDbMessageStore Open(StoreOptions options, ILogger logger)
@@ -88,6 +100,13 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     public bool TryAppend(string queue, long offset, GatewayMessage message, TimeSpan enqueuedAt, out Task committed)
     {
+        if (_lowDisk)
+        {
+            Interlocked.Increment(ref _refusedLowDisk);
+            committed = Task.CompletedTask;
+            return false;
+        }
+
         var operation = new AppendOperation(queue, offset, message, enqueuedAt);
         committed = operation.Task;
         return _operations.Writer.TryWrite(operation);
@@ -128,6 +147,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
 
         await _clockSaver.DisposeAsync();
+        await _diskWatch.DisposeAsync();
         _operations.Writer.TryComplete();
         await _stopped.Task;
         try
@@ -243,6 +263,39 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         foreach (var operation in group)
         {
             operation.Complete();
+        }
+    }
+
+    // One statfs a second from a timer (and at open); appends only read the flag.
+    private void CheckDisk()
+    {
+        if (_options.MinFreeBytes <= 0)
+        {
+            return;
+        }
+
+        long free;
+        try
+        {
+            free = _options.FreeSpace(_options.DataDirectory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            return; // unknown: keep the last answer
+        }
+
+        var low = free < _options.MinFreeBytes;
+        if (low != _lowDisk)
+        {
+            _lowDisk = low;
+            if (low)
+            {
+                StoreLog.DiskLow(_logger, _options.DataDirectory, free / (1024 * 1024), _options.MinFreeBytes / (1024 * 1024));
+            }
+            else
+            {
+                StoreLog.DiskRecovered(_logger, _options.DataDirectory, free / (1024 * 1024), Interlocked.Read(ref _refusedLowDisk));
+            }
         }
     }
 

@@ -13,4 +13,10 @@ internal static partial class StoreLog
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Message store write group of {Operations} operations failed")]
     public static partial void GroupFailed(ILogger logger, int operations, Exception exception);
+
+    [LoggerMessage(EventId = 4010, Level = LogLevel.Critical, Message = "Free space under {Directory} is {FreeMegabytes} MB, below the {ReserveMegabytes} MB reserve (Storage:MinFreeMegabytes): new messages for durable queues are refused until space is freed")]
+    public static partial void DiskLow(ILogger logger, string directory, long freeMegabytes, long reserveMegabytes);
+
+    [LoggerMessage(EventId = 4011, Level = LogLevel.Warning, Message = "Free space under {Directory} is back to {FreeMegabytes} MB; accepting messages again ({Refused} were refused meanwhile)")]
+    public static partial void DiskRecovered(ILogger logger, string directory, long freeMegabytes, long refused);
 }

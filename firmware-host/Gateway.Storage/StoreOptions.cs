@@ -25,6 +25,15 @@ public sealed record class StoreOptions
     /// <summary>Operations waiting for the writer before callers wait to submit more.</summary>
     public int QueueCapacity { get; init; } = 65_536;
 
+    /// <summary>
+    /// Free space the store leaves on the data directory's file system: below it, new messages are
+    /// refused (a durable queue rejects them; the publisher is not acknowledged) until space returns.
+    /// </summary>
+    public long MinFreeBytes { get; init; } = 64L * 1024 * 1024;
+
+    /// <summary>Free bytes on the data directory's file system; tests replace it.</summary>
+    public Func<string, long> FreeSpace { get; init; } = static directory => new DriveInfo(directory).AvailableFreeSpace;
+
     /// <summary>The clock the store's running time (message ages) is measured on.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }

@@ -26,6 +26,7 @@ public sealed partial class HostProcessTests
     [InlineData("--Mqtt:ConnectTimeout=forever", "Mqtt:ConnectTimeout")]
     [InlineData("--Storage:DataDirectory=/etc/hostname", "Storage:DataDirectory")]
     [InlineData("--Storage:Durability=sometimes", "Storage:Durability")]
+    [InlineData("--Storage:MinFreeMegabytes=-1", "Storage:MinFreeMegabytes")]
     [InlineData("--Uplinks:cloud:Endpoints:0=http://nowhere", "Uplinks:cloud:Endpoints:0")]
     [InlineData("--Uplinks:cloud:Protocol=carrier-pigeon", "Uplinks:cloud:Protocol")]
     public async Task Bad_configuration_stops_start_up_with_a_message_naming_the_key(string argument, string key)

@@ -67,6 +67,34 @@ public sealed class DurableQueueTests : IDisposable
     }
 
     [Fact]
+    public async Task Under_the_free_disk_reserve_new_messages_are_refused_until_space_returns()
+    {
+        var time = new FakeTimeProvider();
+        long free = 500L * 1024 * 1024;
+        await using var store = LiteDbMessageStore.Open(
+            new StoreOptions { DataDirectory = _directory, TimeProvider = time, MinFreeBytes = 64L * 1024 * 1024, FreeSpace = _ => Interlocked.Read(ref free) },
+            _loggerFactory.CreateLogger("store"));
+        using var router = new MessageRouter(time, store);
+        var queue = router.DeclareQueue("q", Durable);
+        Assert.Equal(RouteStatus.Routed, (await router.PublishAsync(Numbered(1), default)).Status);
+
+        Interlocked.Exchange(ref free, 10L * 1024 * 1024); // something else filled the disk
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.True(store.LowOnDisk);
+        Assert.Equal(RouteStatus.Rejected, (await router.PublishAsync(Numbered(2), default)).Status);
+        Assert.Equal(RouteStatus.Rejected, (await router.PublishAsync(Numbered(3), default)).Status);
+
+        Interlocked.Exchange(ref free, 500L * 1024 * 1024);
+        time.Advance(TimeSpan.FromSeconds(1));
+        Assert.False(store.LowOnDisk);
+        Assert.Equal(RouteStatus.Routed, (await router.PublishAsync(Numbered(4), default)).Status);
+
+        Assert.Equal(2, store.RefusedLowDisk);
+        Assert.Equal(2, queue.GetStatistics().RejectedMaxLength);
+        Assert.Equal([1, 4], await ConsumeAsync(queue, 2)); // what was accepted is all there, in order
+    }
+
+    [Fact]
     public async Task What_was_not_acknowledged_survives_a_restart_in_order()
     {
         const int Count = 10_000;
