@@ -28,6 +28,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     private readonly TimeProvider _time;
     private static readonly TimeSpan DiskCheckInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ClockSaveMinInterval = TimeSpan.FromSeconds(1);
     private readonly ITimer _clockSaver;
     private readonly ITimer _diskWatch;
     private readonly long _openedAt;
@@ -37,6 +38,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private int _disposed;
     private long _operationCount;
     private long _refusedLowDisk;
+    private long _clockSavedAt;
     private volatile bool _lowDisk;
 
     private LiteDbMessageStore(LiteDatabase database, string path, StoreOptions options, ILogger logger)
@@ -232,9 +234,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                 needsFlush |= effect == StoreEffect.MustFlush;
             }
 
-            if (writes)
+            if (writes && _time.GetElapsedTime(_clockSavedAt) >= ClockSaveMinInterval)
             {
-                SaveClock();
+                SaveClock(); // at most once a second: a crash loses under a second of message age
             }
 
             _database.Commit();
@@ -321,8 +323,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         return document is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(document["ms"].AsInt64);
     }
 
-    private void SaveClock() =>
+    private void SaveClock()
+    {
         Meta.Upsert(new BsonDocument { ["_id"] = MessageDocument.ClockId, ["ms"] = (long)Clock.TotalMilliseconds });
+        _clockSavedAt = _time.GetTimestamp();
+    }
 
     private int QueueCountAtOpen { get; set; }
 
