@@ -29,6 +29,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly TimeProvider _time;
     private static readonly TimeSpan DiskCheckInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ClockSaveMinInterval = TimeSpan.FromSeconds(1);
+    private const int ScanBatch = 4096;
     private readonly ITimer _clockSaver;
     private readonly ITimer _diskWatch;
     private readonly long _openedAt;
@@ -332,33 +333,55 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private int QueueCountAtOpen { get; set; }
 
     // Returns how many messages there are; runs before the writer thread starts, or on it.
-    // Reads keys and sizes only, never bodies.
+    // Scans in key order, a batch per read transaction: LiteDB keeps every page a transaction
+    // has read in its cache until the transaction ends, so one scan of a large backlog would
+    // hold the whole file in memory (and fail under the service's heap limit).
     private long LoadOffsets(bool snapshot)
     {
         long count = 0;
-        foreach (var row in Log.Query().Select("{_id: $._id, n: $.n}").ToEnumerable())
+        string? after = null;
+        int batch;
+        do
         {
-            var id = row["_id"].AsString;
-            var queue = MessageDocument.QueueOf(id);
-            var offset = MessageDocument.OffsetOf(id);
-            if (!_lastOffsets.TryGetValue(queue, out var last) || offset > last)
+            batch = 0;
+            var query = Log.Query();
+            if (after is not null)
             {
-                _lastOffsets[queue] = offset;
+                query = query.Where(Query.GT("_id", after));
             }
 
-            if (snapshot)
+            foreach (var row in query.OrderBy("_id").Select("{_id: $._id, n: $.n}").Limit(ScanBatch).ToEnumerable())
             {
-                var size = row["n"].IsNumber ? row["n"].AsInt64 : 0;
-                _atOpen[queue] = _atOpen.TryGetValue(queue, out var info)
-                    ? info with { Count = info.Count + 1, Bytes = info.Bytes + size, LastOffset = offset }
-                    : new QueueLogInfo(1, size, offset, offset);
+                var id = row["_id"].AsString;
+                after = id;
+                batch++;
+                count += CountRow(id, row, snapshot);
             }
-
-            count++;
         }
+        while (batch == ScanBatch);
 
         QueueCountAtOpen = _lastOffsets.Count;
         return count;
+    }
+
+    private int CountRow(string id, BsonDocument row, bool snapshot)
+    {
+        var queue = MessageDocument.QueueOf(id);
+        var offset = MessageDocument.OffsetOf(id);
+        if (!_lastOffsets.TryGetValue(queue, out var last) || offset > last)
+        {
+            _lastOffsets[queue] = offset;
+        }
+
+        if (snapshot)
+        {
+            var size = row["n"].IsNumber ? row["n"].AsInt64 : 0;
+            _atOpen[queue] = _atOpen.TryGetValue(queue, out var info)
+                ? info with { Count = info.Count + 1, Bytes = info.Bytes + size, LastOffset = offset }
+                : new QueueLogInfo(1, size, offset, offset);
+        }
+
+        return 1;
     }
 
     private void ReloadOffsets()
