@@ -9,7 +9,10 @@
 #             connections); then: how long after the link accepts connections again the first
 #             backlog message reaches the cloud, and the rate the backlog drains at.
 # backlog     gateway only: 1,000,000 messages buffered with the link down; RSS idle and with the
-#             backlog on disk, then the drain of all of it once the link returns.
+#             backlog on disk, a restart with it (start-up time, RSS), then the drain of all of it
+#             once the link returns.
+# The gateway runs with the runtime settings of systemd/gateway.service (256 MB heap limit,
+# workstation non-concurrent GC), as installed.
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,8 +44,9 @@ lport=$(free_port)
 python3 bench/link.py "$lport" "$cport" >"$work/link.log" & link=$!; pids+=($link)
 wait_port "$lport"
 
-start_gateway() { # $1 = port the uplink connects to; sets bridge_pid, port
-  port=$(free_port); local hport; hport=$(free_port); rm -rf "$work/data"
+start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data directory; sets bridge_pid, port
+  port=$(free_port); local hport; hport=$(free_port); [ "${2:-}" = keep ] || rm -rf "$work/data"
+  DOTNET_gcServer=0 DOTNET_GCHeapHardLimit=0x10000000 DOTNET_gcConcurrent=0 \
   dotnet firmware-host/Gateway.Host/bin/Release/net10.0/gateway.dll \
     --Mqtt:Port="$port" --Mqtt:BindAddress=127.0.0.1 --Http:Port="$hport" --Http:BindAddress=127.0.0.1 \
     --Storage:DataDirectory="$work/data" \
@@ -117,14 +121,20 @@ PY
     loadpid=$!
     until grep -q '^published' "$work/backlog.err" 2>/dev/null; do sleep 1; done
     sleep 5; buffered=$(rss_mb "$bridge_pid")
+    # Restart with the backlog on disk: start-up time and memory.
+    stop_broker
+    t0=$(date +%s%N); start_gateway "$lport" keep; t1=$(date +%s%N)
+    sleep 5; restarted=$(rss_mb "$bridge_pid")
     kill -USR2 "$link"
     wait "$loadpid"
     drained=$(rss_mb "$bridge_pid")
-    python3 - "$work/backlog.json" "$idle" "$buffered" "$drained" "$(du -sm "$work/data" | cut -f1)" "$(head -1 "$work/backlog.err")" <<'PY'
+    python3 - "$work/backlog.json" "$idle" "$buffered" "$drained" "$(du -sm "$work/data" | cut -f1)" "$(head -1 "$work/backlog.err")" \
+      "$restarted" $(( (t1 - t0) / 1000000 )) <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 r.update(idle_rss_mb=float(sys.argv[2]), rss_with_backlog_mb=float(sys.argv[3]),
-         rss_after_drain_mb=float(sys.argv[4]), data_dir_mb=int(sys.argv[5]), publish=sys.argv[6])
+         rss_after_drain_mb=float(sys.argv[4]), data_dir_mb=int(sys.argv[5]), publish=sys.argv[6],
+         rss_after_restart_with_backlog_mb=float(sys.argv[7]), restart_to_listening_ms=int(sys.argv[8]))
 print(json.dumps(r))
 PY
     stop_broker

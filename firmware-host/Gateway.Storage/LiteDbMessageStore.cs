@@ -29,7 +29,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly TimeProvider _time;
     private static readonly TimeSpan DiskCheckInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ClockSaveMinInterval = TimeSpan.FromSeconds(1);
-    private const int ScanBatch = 4096;
     private readonly ITimer _clockSaver;
     private readonly ITimer _diskWatch;
     private readonly long _openedAt;
@@ -333,33 +332,10 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private int QueueCountAtOpen { get; set; }
 
     // Returns how many messages there are; runs before the writer thread starts, or on it.
-    // Scans in key order, a batch per read transaction: LiteDB keeps every page a transaction
-    // has read in its cache until the transaction ends, so one scan of a large backlog would
-    // hold the whole file in memory (and fail under the service's heap limit).
     private long LoadOffsets(bool snapshot)
     {
         long count = 0;
-        string? after = null;
-        int batch;
-        do
-        {
-            batch = 0;
-            var query = Log.Query();
-            if (after is not null)
-            {
-                query = query.Where(Query.GT("_id", after));
-            }
-
-            foreach (var row in query.OrderBy("_id").Select("{_id: $._id, n: $.n}").Limit(ScanBatch).ToEnumerable())
-            {
-                var id = row["_id"].AsString;
-                after = id;
-                batch++;
-                count += CountRow(id, row, snapshot);
-            }
-        }
-        while (batch == ScanBatch);
-
+        StoreRecovery.ScanLog(_database, (id, row) => count += CountRow(id, row, snapshot));
         QueueCountAtOpen = _lastOffsets.Count;
         return count;
     }

@@ -47,8 +47,38 @@ internal static class StoreRecovery
     private static LiteDatabase Open(string path) => new(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
 
     // Opening reads only the header; walking the log's primary key touches every index page.
-    private static void Probe(LiteDatabase database) =>
-        _ = database.GetCollection(MessageDocument.Collection).Query().Select(x => x["_id"]).ToList();
+    private static void Probe(LiteDatabase database) => ScanLog(database, static (_, _) => { });
+
+    /// <summary>
+    /// Visits every message's id and size in key order, a batch per read transaction: LiteDB
+    /// keeps every page a transaction has read in its cache until it ends, so one scan of a large
+    /// backlog would hold the whole file in memory (and fail under the service's heap limit).
+    /// </summary>
+    public static void ScanLog(LiteDatabase database, Action<string, BsonDocument> visit)
+    {
+        var log = database.GetCollection(MessageDocument.Collection);
+        string? after = null;
+        int batch;
+        do
+        {
+            batch = 0;
+            var query = log.Query();
+            if (after is not null)
+            {
+                query = query.Where(Query.GT("_id", after));
+            }
+
+            foreach (var row in query.OrderBy("_id").Select("{_id: $._id, n: $.n}").Limit(ScanBatch).ToEnumerable())
+            {
+                after = row["_id"].AsString;
+                batch++;
+                visit(after, row);
+            }
+        }
+        while (batch == ScanBatch);
+    }
+
+    private const int ScanBatch = 4096;
 
     // Messages first, then retained messages and the store clock (so stored ages carry on).
     private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh)
