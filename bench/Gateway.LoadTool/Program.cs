@@ -65,7 +65,7 @@ foreach (var subscriber in subscribers)
 }
 
 latencies.Sort();
-double Percentile(double p) => latencies.Count == 0 ? double.NaN
+double Percentile(double p) => latencies.Count == 0 ? 0
     : latencies[(int)Math.Min(latencies.Count - 1, Math.Round(p * (latencies.Count - 1)))] * 1000.0 / Stopwatch.Frequency;
 var deliverySeconds = (lastReceive - started) / (double)Stopwatch.Frequency;
 
