@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using MQTTnet;
 using MQTTnet.Protocol;
 
@@ -31,6 +32,52 @@ public sealed class RetainedPersistenceTests
         Assert.Equal("text/plain", retained.ContentType);
         Assert.Equal(MqttQualityOfServiceLevel.ExactlyOnce, retained.QualityOfServiceLevel);
         await subscriber.AssertNothingMoreAsync();
+    }
+}
+
+[Trait("Category", "Integration")]
+public sealed class PipelinedPublishTests
+{
+    // One connection with 1,000 QoS 1 publishes in flight at once into an uplink's durable
+    // queue (its cloud unreachable): every PUBACK comes back, each only after its own commit, so
+    // all 1,000 are in the queue in publish order after a restart.
+    [Theory]
+    [InlineData(MQTTnet.Formatter.MqttProtocolVersion.V311)]
+    [InlineData(MQTTnet.Formatter.MqttProtocolVersion.V500)]
+    public async Task Many_publishes_in_flight_on_one_connection_are_all_acknowledged_and_all_stored_in_order(MQTTnet.Formatter.MqttProtocolVersion version)
+    {
+        using var data = new TempDirectory();
+        string[] args =
+        [
+            $"--Storage:DataDirectory={data.Path}",
+            $"--Uplinks:cloud:Endpoints:0=mqtt://127.0.0.1:{MosquittoBroker.FreePort()}",
+            "--Uplinks:cloud:Forward:0:Filter=sensors/#",
+        ];
+        const int Count = 1000;
+        await using (var gateway = await TestGateway.StartAsync(args))
+        {
+            await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort, version: version);
+            var publishes = Enumerable.Range(1, Count)
+                .Select(i => sensor.PublishAsync("sensors/flow", i.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+                .ToArray();
+            var results = await Task.WhenAll(publishes);
+            Assert.All(results, r => Assert.True(r.IsSuccess, r.ReasonCode.ToString()));
+        }
+
+        await using var restarted = await TestGateway.StartAsync(args);
+        var queue = restarted.Services.GetRequiredService<Gateway.Routing.MessageRouter>().GetQueue("uplink.cloud");
+        Assert.Equal(Count, queue.ReadyCount);
+        using var consumer = queue.AddConsumer(new Gateway.Routing.ConsumerOptions { Prefetch = Count, AutoAck = true });
+        var numbers = new List<int>(Count);
+        while (numbers.Count < Count && await consumer.WaitToReadAsync(TestContext.Timeout()))
+        {
+            while (consumer.TryRead(out var delivery))
+            {
+                numbers.Add(int.Parse(System.Text.Encoding.UTF8.GetString(delivery.Message.Body.Span), System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(1, Count), numbers);
     }
 }
 
