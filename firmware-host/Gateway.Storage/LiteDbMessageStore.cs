@@ -26,9 +26,10 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     // A crash loses at most this much of the messages' age.
     private static readonly TimeSpan ClockSaveInterval = TimeSpan.FromSeconds(60);
 
-    private readonly TimeProvider _time;
     private static readonly TimeSpan DiskCheckInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ClockSaveMinInterval = TimeSpan.FromSeconds(1);
+
+    private readonly TimeProvider _time;
     private readonly ITimer _clockSaver;
     private readonly ITimer _diskWatch;
     private readonly long _openedAt;
@@ -335,12 +336,16 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private long LoadOffsets(bool snapshot)
     {
         long count = 0;
-        StoreRecovery.ScanLog(_database, (id, row) => count += CountRow(id, row, snapshot));
+        StoreRecovery.ScanLog(_database, (id, row) =>
+        {
+            CountRow(id, row, snapshot);
+            count++;
+        });
         QueueCountAtOpen = _lastOffsets.Count;
         return count;
     }
 
-    private int CountRow(string id, BsonDocument row, bool snapshot)
+    private void CountRow(string id, BsonDocument row, bool snapshot)
     {
         var queue = MessageDocument.QueueOf(id);
         var offset = MessageDocument.OffsetOf(id);
@@ -356,8 +361,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                 ? info with { Count = info.Count + 1, Bytes = info.Bytes + size, LastOffset = offset }
                 : new QueueLogInfo(1, size, offset, offset);
         }
-
-        return 1;
     }
 
     private void ReloadOffsets()
