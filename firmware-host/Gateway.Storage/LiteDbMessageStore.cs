@@ -19,8 +19,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly Channel<StoreOperation> _operations;
     private readonly StoreOptions _options;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, long> _lastOffsets = new(StringComparer.Ordinal); // writer thread only
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _lastOffsets; // writer thread only
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen;
     private readonly Thread _writer;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // A crash loses at most this much of the messages' age.
@@ -42,8 +42,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private long _clockSavedAt;
     private volatile bool _lowDisk;
 
-    private LiteDbMessageStore(LiteDatabase database, string path, StoreOptions options, ILogger logger)
+    private LiteDbMessageStore(LiteDatabase database, LogScan scan, string path, StoreOptions options, ILogger logger)
     {
+        _lastOffsets = scan.LastOffsets;
+        _atOpen = scan.AtOpen;
+        MessageCount = scan.Count;
         _database = database;
         Path = path;
         _options = options;
@@ -56,7 +59,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         _time = options.TimeProvider;
         _openedAt = _time.GetTimestamp();
         _clockAtOpen = LoadClock();
-        MessageCount = LoadOffsets(snapshot: true);
         CheckDisk();
         _writer = new Thread(WriterLoop) { IsBackground = true, Name = "gateway-store" };
         _writer.Start();
@@ -89,9 +91,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         ArgumentNullException.ThrowIfNull(options);
         Directory.CreateDirectory(options.DataDirectory);
         var path = System.IO.Path.GetFullPath(System.IO.Path.Combine(options.DataDirectory, options.FileName));
-        var database = StoreRecovery.OpenOrRecover(path, logger);
-        var store = new LiteDbMessageStore(database, path, options, logger);
-        StoreLog.Opened(logger, path, options.Durability, store.MessageCount, store.QueueCountAtOpen);
+        var (database, scan) = StoreRecovery.OpenOrRecover(path, logger, LogScan.Of);
+        var store = new LiteDbMessageStore(database, scan, path, options, logger);
+        StoreLog.Opened(logger, path, options.Durability, store.MessageCount, scan.LastOffsets.Count);
         return store;
     }
 
@@ -330,42 +332,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         _clockSavedAt = _time.GetTimestamp();
     }
 
-    private int QueueCountAtOpen { get; set; }
-
-    // Returns how many messages there are; runs before the writer thread starts, or on it.
-    private long LoadOffsets(bool snapshot)
-    {
-        long count = 0;
-        StoreRecovery.ScanLog(_database, (id, row) =>
-        {
-            CountRow(id, row, snapshot);
-            count++;
-        });
-        QueueCountAtOpen = _lastOffsets.Count;
-        return count;
-    }
-
-    private void CountRow(string id, BsonDocument row, bool snapshot)
-    {
-        var queue = MessageDocument.QueueOf(id);
-        var offset = MessageDocument.OffsetOf(id);
-        if (!_lastOffsets.TryGetValue(queue, out var last) || offset > last)
-        {
-            _lastOffsets[queue] = offset;
-        }
-
-        if (snapshot)
-        {
-            var size = row["n"].IsNumber ? row["n"].AsInt64 : 0;
-            _atOpen[queue] = _atOpen.TryGetValue(queue, out var info)
-                ? info with { Count = info.Count + 1, Bytes = info.Bytes + size, LastOffset = offset }
-                : new QueueLogInfo(1, size, offset, offset);
-        }
-    }
-
     private void ReloadOffsets()
     {
         _lastOffsets.Clear();
-        LoadOffsets(snapshot: false);
+        foreach (var (queue, last) in LogScan.Of(_database).LastOffsets)
+        {
+            _lastOffsets[queue] = last;
+        }
     }
 }

@@ -11,15 +11,18 @@ namespace Gateway.Storage;
 /// </summary>
 internal static class StoreRecovery
 {
-    public static LiteDatabase OpenOrRecover(string path, ILogger logger)
+    /// <summary>
+    /// Opens the file and runs <paramref name="scan"/> over it (it must read every message's key:
+    /// that is the damage probe); on damage, recovers into a fresh file and scans that.
+    /// </summary>
+    public static (LiteDatabase Database, T Scan) OpenOrRecover<T>(string path, ILogger logger, Func<LiteDatabase, T> scan)
     {
         try
         {
             var database = Open(path);
             try
             {
-                Probe(database);
-                return database;
+                return (database, scan(database));
             }
             catch
             {
@@ -40,14 +43,11 @@ internal static class StoreRecovery
             var fresh = Open(path);
             var (recovered, lost) = Salvage(movedTo, fresh);
             StoreLog.Recovered(logger, path, ex.Message, movedTo, recovered, lost);
-            return fresh;
+            return (fresh, scan(fresh));
         }
     }
 
     private static LiteDatabase Open(string path) => new(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
-
-    // Opening reads only the header; walking the log's primary key touches every index page.
-    private static void Probe(LiteDatabase database) => ScanLog(database, static (_, _) => { });
 
     /// <summary>
     /// Visits every message's id and size in key order, a batch per read transaction: LiteDB
