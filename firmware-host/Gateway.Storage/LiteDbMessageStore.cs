@@ -19,8 +19,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly Channel<StoreOperation> _operations;
     private readonly StoreOptions _options;
     private readonly ILogger _logger;
-    private readonly Dictionary<string, long> _lastOffsets; // writer thread only
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen;
+    private readonly SegmentLog _log; // writer thread only
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // A crash loses at most this much of the messages' age.
@@ -42,11 +42,15 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private long _clockSavedAt;
     private volatile bool _lowDisk;
 
-    private LiteDbMessageStore(LiteDatabase database, LogScan scan, string path, StoreOptions options, ILogger logger)
+    private LiteDbMessageStore(LiteDatabase database, SegmentLog log, string path, StoreOptions options, ILogger logger)
     {
-        _lastOffsets = scan.LastOffsets;
-        _atOpen = scan.AtOpen;
-        MessageCount = scan.Count;
+        _log = log;
+        foreach (var queue in log.Queues.Keys)
+        {
+            _atOpen[queue] = log.Describe(queue);
+        }
+
+        MessageCount = log.MessageCount;
         _database = database;
         Path = path;
         _options = options;
@@ -91,10 +95,23 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         ArgumentNullException.ThrowIfNull(options);
         Directory.CreateDirectory(options.DataDirectory);
         var path = System.IO.Path.GetFullPath(System.IO.Path.Combine(options.DataDirectory, options.FileName));
-        var (database, scan) = StoreRecovery.OpenOrRecover(path, logger, LogScan.Of);
-        var store = new LiteDbMessageStore(database, scan, path, options, logger);
-        StoreLog.Opened(logger, path, options.Durability, store.MessageCount, scan.LastOffsets.Count);
+        var (database, log) = StoreRecovery.OpenOrRecover(path, logger, database => OpenLog(database, logger));
+        var store = new LiteDbMessageStore(database, log, path, options, logger);
+        StoreLog.Opened(logger, path, options.Durability, store.MessageCount, log.Queues.Count);
         return store;
+    }
+
+    private static SegmentLog OpenLog(LiteDatabase database, ILogger logger)
+    {
+        var log = new SegmentLog(database, logger);
+        log.Load(database, verify: true);
+        var imported = log.ImportLegacy();
+        if (imported > 0)
+        {
+            StoreLog.Imported(logger, imported);
+        }
+
+        return log;
     }
 
     public TimeSpan Clock => _clockAtOpen + _time.GetElapsedTime(_openedAt);
@@ -165,6 +182,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
             StoreLog.GroupFailed(_logger, 1, ex);
         }
 
+        _log.Dispose();
         _database.Dispose();
     }
 
@@ -237,6 +255,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                 needsFlush |= effect == StoreEffect.MustFlush;
             }
 
+            _log.Persist();
+
             if (writes && _time.GetElapsedTime(_clockSavedAt) >= ClockSaveMinInterval)
             {
                 SaveClock(); // at most once a second: a crash loses under a second of message age
@@ -259,7 +279,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                 operation.Fail(ex);
             }
 
-            ReloadOffsets();
+            _log.Reload();
             return;
         }
 
@@ -316,8 +336,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
     }
 
-    private ILiteCollection<BsonDocument> Log => _database.GetCollection(MessageDocument.Collection);
-
     private ILiteCollection<BsonDocument> Meta => _database.GetCollection(MessageDocument.MetaCollection);
 
     private TimeSpan LoadClock()
@@ -330,14 +348,5 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     {
         Meta.Upsert(new BsonDocument { ["_id"] = MessageDocument.ClockId, ["ms"] = (long)Clock.TotalMilliseconds });
         _clockSavedAt = _time.GetTimestamp();
-    }
-
-    private void ReloadOffsets()
-    {
-        _lastOffsets.Clear();
-        foreach (var (queue, last) in LogScan.Of(_database).LastOffsets)
-        {
-            _lastOffsets[queue] = last;
-        }
     }
 }

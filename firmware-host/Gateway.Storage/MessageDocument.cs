@@ -69,13 +69,7 @@ internal static class MessageDocument
         Set(document, "ai", p.AppId);
         if (p.Headers is { Count: > 0 } headers)
         {
-            var h = new BsonDocument();
-            foreach (var (name, value) in headers)
-            {
-                h[name] = ToBson(value);
-            }
-
-            document["h"] = h;
+            document["h"] = HeadersToBson(headers);
         }
 
         Set(document, "op", message.Origin.Protocol);
@@ -86,15 +80,7 @@ internal static class MessageDocument
 
     public static GatewayMessage ToMessage(BsonDocument d)
     {
-        Dictionary<string, object?>? headers = null;
-        if (d.TryGetValue("h", out var h) && h.IsDocument)
-        {
-            headers = new Dictionary<string, object?>(StringComparer.Ordinal);
-            foreach (var (name, value) in h.AsDocument)
-            {
-                headers[name] = FromBson(value);
-            }
-        }
+        var headers = d.TryGetValue("h", out var h) && h.IsDocument ? HeadersFromBson(h.AsDocument) : null;
 
         var properties = new MessageProperties
         {
@@ -117,6 +103,28 @@ internal static class MessageDocument
             d["b"].AsBinary,
             properties,
             new MessageOrigin(Get(d, "op"), Get(d, "oc"), Get(d, "ou")));
+    }
+
+    public static BsonDocument HeadersToBson(IReadOnlyDictionary<string, object?> headers)
+    {
+        var document = new BsonDocument();
+        foreach (var (name, value) in headers)
+        {
+            document[name] = ToBson(value);
+        }
+
+        return document;
+    }
+
+    public static Dictionary<string, object?> HeadersFromBson(BsonDocument document)
+    {
+        var headers = new Dictionary<string, object?>(StringComparer.Ordinal);
+        foreach (var (name, value) in document)
+        {
+            headers[name] = FromBson(value);
+        }
+
+        return headers;
     }
 
     private static void Set(BsonDocument document, string name, string? value)

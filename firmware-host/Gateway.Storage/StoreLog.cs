@@ -14,6 +14,12 @@ internal static partial class StoreLog
     [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Message store write group of {Operations} operations failed")]
     public static partial void GroupFailed(ILogger logger, int operations, Exception exception);
 
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Critical, Message = "Messages {First} to {Last} of queue {Queue} could not be read back from the store ({Live} not yet consumed are lost)")]
+    public static partial void SegmentLost(ILogger logger, string queue, long first, long last, int live, Exception exception);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Moved {Messages} stored messages into the segment format")]
+    public static partial void Imported(ILogger logger, long messages);
+
     [LoggerMessage(EventId = 4010, Level = LogLevel.Critical, Message = "Free space under {Directory} is {FreeMegabytes} MB, below the {ReserveMegabytes} MB reserve (Storage:MinFreeMegabytes): new messages for durable queues are refused until space is freed")]
     public static partial void DiskLow(ILogger logger, string directory, long freeMegabytes, long reserveMegabytes);
 

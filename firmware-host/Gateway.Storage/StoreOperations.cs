@@ -46,11 +46,7 @@ public sealed partial class LiteDbMessageStore
     {
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
-            var last = store._lastOffsets.GetValueOrDefault(queue);
-            var at = offset ?? last + 1;
-            store.Log.Insert(MessageDocument.ToDocument(queue, at, message, enqueuedAt));
-            store._lastOffsets[queue] = Math.Max(last, at);
-            SetResult(at);
+            SetResult(store._log.Append(queue, offset, message, enqueuedAt));
             return StoreEffect.MustFlush;
         }
     }
@@ -59,18 +55,7 @@ public sealed partial class LiteDbMessageStore
     {
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
-            var from = MessageDocument.Key(queue, Math.Max(fromOffset, 0));
-            var to = MessageDocument.Key(queue, toOffset == long.MaxValue ? long.MaxValue : toOffset - 1);
-            var messages = new List<StoredMessage>(Math.Min(max, 1024));
-            if (toOffset > fromOffset)
-            {
-                foreach (var document in store.Log.Find(Query.Between("_id", from, to), limit: max))
-                {
-                    messages.Add(new StoredMessage(MessageDocument.OffsetOf(document["_id"].AsString), MessageDocument.ToMessage(document), MessageDocument.EnqueuedAt(document)));
-                }
-            }
-
-            SetResult(messages);
+            SetResult(store._log.Read(queue, fromOffset, toOffset, max));
             return StoreEffect.None;
         }
     }
@@ -80,9 +65,7 @@ public sealed partial class LiteDbMessageStore
     {
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
-            var deleted = first == last
-                ? store.Log.Delete(MessageDocument.Key(queue, first)) ? 1 : 0
-                : store.Log.DeleteMany(Query.Between("_id", MessageDocument.Key(queue, first), MessageDocument.Key(queue, last)));
+            var deleted = store._log.Remove(queue, first, last);
             SetResult(deleted > 0);
             return deleted > 0 ? StoreEffect.Wrote : StoreEffect.None;
         }
@@ -98,7 +81,7 @@ public sealed partial class LiteDbMessageStore
     {
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
-            SetResult(store.Log.LongCount(Query.Between("_id", MessageDocument.Key(queue, 0), MessageDocument.Key(queue, long.MaxValue))));
+            SetResult(store._log.Count(queue));
             return StoreEffect.None;
         }
     }

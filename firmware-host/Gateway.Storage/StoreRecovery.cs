@@ -49,37 +49,6 @@ internal static class StoreRecovery
 
     private static LiteDatabase Open(string path) => new(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
 
-    /// <summary>
-    /// Visits every message's id and size in key order, a batch per read transaction: LiteDB
-    /// keeps every page a transaction has read in its cache until it ends, so one scan of a large
-    /// backlog would hold the whole file in memory (and fail under the service's heap limit).
-    /// </summary>
-    public static void ScanLog(LiteDatabase database, Action<string, BsonDocument> visit)
-    {
-        var log = database.GetCollection(MessageDocument.Collection);
-        string? after = null;
-        int batch;
-        do
-        {
-            batch = 0;
-            var query = log.Query();
-            if (after is not null)
-            {
-                query = query.Where(Query.GT("_id", after));
-            }
-
-            foreach (var row in query.OrderBy("_id").Select("{_id: $._id, n: $.n}").Limit(ScanBatch).ToEnumerable())
-            {
-                after = row["_id"].AsString;
-                batch++;
-                visit(after, row);
-            }
-        }
-        while (batch == ScanBatch);
-    }
-
-    private const int ScanBatch = 4096;
-
     // Messages first, then retained messages and the store clock (so stored ages carry on).
     private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh)
     {
@@ -87,7 +56,7 @@ internal static class StoreRecovery
         try
         {
             using var source = new LiteDatabase(new ConnectionString { Filename = damaged, Connection = ConnectionType.Direct, ReadOnly = true });
-            foreach (var name in (ReadOnlySpan<string>)[MessageDocument.Collection, MessageDocument.RetainedCollection, MessageDocument.MetaCollection])
+            foreach (var name in (ReadOnlySpan<string>)[MessageDocument.Collection, SegmentDocuments.Headers, SegmentDocuments.Records, MessageDocument.RetainedCollection, MessageDocument.MetaCollection])
             {
                 var (copied, failed) = Copy(source, fresh, name);
                 if (name == MessageDocument.Collection)
@@ -101,7 +70,58 @@ internal static class StoreRecovery
             // Nothing readable.
         }
 
+        var (inSegments, lostInSegments) = Reconcile(fresh);
         fresh.Checkpoint();
+        return (recovered + inSegments, lost + lostInSegments);
+    }
+
+    // Keeps the segments whose records were copied whole: a header without its records is
+    // dropped, records without their header get a new one (nothing of them counted as removed).
+    private static (long Recovered, long Lost) Reconcile(LiteDatabase fresh)
+    {
+        long recovered = 0, lost = 0;
+        var headers = fresh.GetCollection(SegmentDocuments.Headers);
+        var records = fresh.GetCollection(SegmentDocuments.Records);
+        var byId = new Dictionary<long, BsonDocument>();
+        foreach (var header in headers.FindAll())
+        {
+            byId[header["_id"].AsInt64] = header;
+        }
+
+        foreach (var document in records.FindAll().ToList())
+        {
+            var id = document["_id"].AsInt64;
+            var blob = document["d"].AsBinary;
+            int count;
+            long bodyBytes;
+            try
+            {
+                count = SegmentLog.Parse(blob, out bodyBytes);
+            }
+            catch (Exception ex) when (IsDamage(ex))
+            {
+                records.Delete(id);
+                lost++;
+                continue;
+            }
+
+            if (byId.Remove(id, out var header) && Segment.FromHeader(header) is { } segment && segment.Count == count)
+            {
+                recovered += segment.Live;
+                continue;
+            }
+
+            var first = document["f"].AsInt64;
+            headers.Upsert(new BsonDocument { ["_id"] = id, ["q"] = document["q"], ["f"] = first, ["l"] = first + count - 1, ["n"] = bodyBytes, ["z"] = blob.Length });
+            recovered += count;
+        }
+
+        foreach (var (id, header) in byId)
+        {
+            headers.Delete(id);
+            lost += Segment.FromHeader(header).Live;
+        }
+
         return (recovered, lost);
     }
 
@@ -129,6 +149,6 @@ internal static class StoreRecovery
     private static string LogFileOf(string path) =>
         System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, System.IO.Path.GetFileNameWithoutExtension(path) + "-log" + System.IO.Path.GetExtension(path));
 
-    private static bool IsDamage(Exception ex) =>
+    internal static bool IsDamage(Exception ex) =>
         ex is LiteException or InvalidCastException or IndexOutOfRangeException or ArgumentException or InvalidOperationException or IOException or FormatException or OverflowException or NullReferenceException;
 }

@@ -230,7 +230,6 @@ internal sealed partial class MqttUplink
 
         _endpoint = endpoint.ToString();
         _connected = true;
-        UplinkLog.Connected(_logger, Name, _endpoint, window);
         if (!await SubscribeDownlinksAsync(client, session.Token))
         {
             client.ApplicationMessageReceivedAsync -= OnDownlinkAsync;
@@ -239,6 +238,8 @@ internal sealed partial class MqttUplink
             SetState();
             return stopping.IsCancellationRequested ? SessionEnd.Stopping : SessionEnd.Lost;
         }
+
+        UplinkLog.Connected(_logger, Name, _endpoint, window); // once downlinks are subscribed: ready both ways
 
         var inFlight = Channel.CreateBounded<SentMessage>(new BoundedChannelOptions(window) { SingleReader = true, SingleWriter = true });
         var consumer = Queue.AddConsumer(new ConsumerOptions { Prefetch = window, Tag = "uplink:" + Name });

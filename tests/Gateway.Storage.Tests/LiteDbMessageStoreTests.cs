@@ -150,4 +150,129 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.True(next > 0);
         Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001);
     }
+
+    [Fact]
+    public async Task Messages_consumed_out_of_order_stay_consumed_across_a_restart()
+    {
+        await using (var store = Open())
+        {
+            using var gate = new ManualResetEventSlim();
+            store.TestGate = gate; // 3,000 appends in one group: several segments
+            var appends = Enumerable.Range(1, 3000).Select(i => store.AppendAsync("q", Message(new string('x', i % 300) + i), default).AsTask()).ToList();
+            gate.Set();
+            await Task.WhenAll(appends);
+
+            for (var offset = 2L; offset <= 3000; offset += 3)
+            {
+                store.Remove("q", offset); // every third, from offset 2
+            }
+
+            store.RemoveRange("q", 1000, 1999);
+            Assert.Equal(Expected().Count, await store.CountAsync("q", default));
+        }
+
+        static List<int> Expected() => Enumerable.Range(1, 3000).Where(i => i % 3 != 2 && (i < 1000 || i > 1999)).ToList();
+        await using var reopened = Open();
+        var expected = Expected();
+        var info = reopened.OpenQueue("q");
+        Assert.Equal(expected.Count, info.Count);
+        Assert.Equal(expected.Sum(i => (long)Encoding.UTF8.GetByteCount(new string('x', i % 300) + i)), info.Bytes);
+        Assert.Equal(3000, info.LastOffset);
+
+        var read = new List<StoredMessage>();
+        for (var from = 0L; ;)
+        {
+            var batch = await reopened.ReadBatchAsync("q", from, 500, default);
+            if (batch.Count == 0)
+            {
+                break;
+            }
+
+            read.AddRange(batch);
+            from = batch[^1].Offset + 1;
+        }
+
+        Assert.Equal(expected.Select(i => (long)i), read.Select(m => m.Offset));
+        Assert.Equal(expected.Select(i => new string('x', i % 300) + i), read.Select(Text));
+        Assert.Equal(3001, await reopened.AppendAsync("q", Message("next"), default));
+    }
+
+    [Fact]
+    public async Task Messages_appended_and_consumed_in_one_group_leave_nothing_behind()
+    {
+        await using (var store = Open())
+        {
+            using var gate = new ManualResetEventSlim();
+            store.TestGate = gate;
+            var appends = Enumerable.Range(1, 100).Select(i => store.AppendAsync("q", Message($"m{i}"), default).AsTask()).ToList();
+            store.RemoveRange("q", 1, 100); // consumed before its group was written
+            gate.Set();
+            await Task.WhenAll(appends);
+            Assert.Equal(0, await store.CountAsync("q", default));
+        }
+
+        await using var reopened = Open();
+        Assert.Equal(0, reopened.MessageCount);
+        Assert.Empty(await reopened.ReadBatchAsync("q", 0, 10, default));
+    }
+
+    [Fact]
+    public async Task Messages_stored_one_document_each_are_moved_into_segments_at_open()
+    {
+        using (var database = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DatabasePath, Connection = LiteDB.ConnectionType.Direct }))
+        {
+            var log = database.GetCollection(MessageDocument.Collection);
+            for (var i = 1; i <= 5000; i++)
+            {
+                if (i % 10 != 0) // the format kept consumed messages out by deleting them
+                {
+                    log.Insert(MessageDocument.ToDocument(i % 2 == 0 ? "even" : "odd", i, Message($"m{i}", new MessageProperties { MessageId = $"id{i}" }), TimeSpan.FromSeconds(i)));
+                }
+            }
+        }
+
+        await using (var store = Open())
+        {
+            Assert.Equal(4500, store.MessageCount);
+            var odd = await store.ReadBatchAsync("odd", 0, 5000, default);
+            Assert.Equal(Enumerable.Range(1, 5000).Where(i => i % 2 == 1).Select(i => $"m{i}"), odd.Select(Text));
+            Assert.Equal("id4999", odd[^1].Message.Properties.MessageId);
+            Assert.Equal(TimeSpan.FromSeconds(4999), odd[^1].EnqueuedAt);
+            var even = await store.ReadBatchAsync("even", 0, 5000, default);
+            Assert.Equal(Enumerable.Range(1, 5000).Where(i => i % 2 == 0 && i % 10 != 0).Select(i => (long)i), even.Select(m => m.Offset));
+            Assert.Equal(5000, await store.AppendAsync("odd", Message("new"), default)); // after odd's last, 4999
+            Assert.Contains(_logs.Entries, e => e.EventId.Id == 4004);
+        }
+
+        await using var reopened = Open();
+        Assert.Equal(4501, reopened.MessageCount);
+    }
+
+    [Fact]
+    public async Task Segments_whose_records_are_lost_are_dropped_and_the_rest_kept()
+    {
+        await using (var store = Open())
+        {
+            using var gate = new ManualResetEventSlim();
+            store.TestGate = gate;
+            var appends = Enumerable.Range(1, 3000).Select(i => store.AppendAsync("q", Message(new string('y', 100) + i), default).AsTask()).ToList();
+            gate.Set();
+            await Task.WhenAll(appends);
+        }
+
+        using (var database = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DatabasePath, Connection = LiteDB.ConnectionType.Direct }))
+        {
+            var records = database.GetCollection("records");
+            Assert.True(records.Count() > 2);
+            records.Delete(records.Min("_id")); // the oldest segment's records, as damage would
+        }
+
+        await using var reopened = Open();
+
+        var remaining = await reopened.CountAsync("q", default);
+        Assert.InRange(remaining, 1, 2999);
+        var read = await reopened.ReadBatchAsync("q", 0, 3000, default);
+        Assert.Equal(Enumerable.Range(3001 - (int)remaining, (int)remaining).Select(i => (long)i), read.Select(m => m.Offset));
+        Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001 && e.Message.Contains($"{3000 - remaining} could not be read", StringComparison.Ordinal));
+    }
 }

@@ -1,0 +1,454 @@
+using Gateway.Routing;
+using LiteDB;
+using Microsoft.Extensions.Logging;
+
+namespace Gateway.Storage;
+
+/// <summary>The documents of the segment format.</summary>
+internal static class SegmentDocuments
+{
+    public const string Headers = "segments";
+    public const string Records = "records";
+
+    // Queue and first offset are repeated here so a header lost to damage can be rebuilt.
+    public static BsonDocument ToRecords(Segment segment, byte[] records) =>
+        new() { ["_id"] = segment.Id, ["q"] = segment.Queue, ["f"] = segment.First, ["d"] = records };
+}
+
+/// <summary>
+/// Every queue's log as segments (<see cref="Segment"/>), owned by the store's writer thread.
+/// Appends of one group to one queue share a segment, and a segment becomes a document pair
+/// once per group, so a group commit costs a few LiteDB documents however many messages it
+/// holds; a segment's documents are deleted once every record in it is removed. Which records
+/// of a partly consumed segment are gone is kept in its header, so a restart redelivers none.
+/// </summary>
+internal sealed class SegmentLog : IDisposable
+{
+    private readonly Dictionary<string, QueueSegments> _queues = new(StringComparer.Ordinal);
+    private readonly List<Segment> _dirty = [];
+    private readonly PooledBuffer _scratch = new(4096);
+    private readonly ILogger _logger;
+    private LiteDatabase _database;
+    private long _lastId;
+
+    public SegmentLog(LiteDatabase database, ILogger logger)
+    {
+        _database = database;
+        _logger = logger;
+    }
+
+    public IReadOnlyDictionary<string, QueueSegments> Queues => _queues;
+
+    public long MessageCount { get; private set; }
+
+    private ILiteCollection<BsonDocument> Headers => _database.GetCollection(SegmentDocuments.Headers);
+
+    private ILiteCollection<BsonDocument> Records => _database.GetCollection(SegmentDocuments.Records);
+
+    /// <summary>
+    /// Reads every segment header (a batch per read transaction: LiteDB keeps every page a
+    /// transaction read in its cache until it ends). Opening a file reads only its header page,
+    /// so this walk is also the damage probe.
+    /// </summary>
+    public void Load(LiteDatabase database) => Load(database, verify: false);
+
+    /// <summary>
+    /// Reads every segment header, then, with <paramref name="verify"/>, every segment's records:
+    /// opening a LiteDB file reads only its header page, so this walk is the damage probe. Both
+    /// walks go a batch per read transaction (LiteDB keeps every page a transaction read in its
+    /// cache until it ends, so one pass over a large backlog would hold the file in memory).
+    /// </summary>
+    public void Load(LiteDatabase database, bool verify)
+    {
+        _database = database;
+        _queues.Clear();
+        _dirty.Clear();
+        MessageCount = 0;
+        var byId = verify ? new Dictionary<long, Segment>() : null;
+        long after = long.MinValue;
+        int batch;
+        do
+        {
+            batch = 0;
+            foreach (var header in Headers.Find(Query.GT("_id", after), limit: HeaderBatch))
+            {
+                var segment = Segment.FromHeader(header);
+                after = segment.Id;
+                _lastId = Math.Max(_lastId, segment.Id);
+                batch++;
+                byId?.Add(segment.Id, segment);
+                QueueOf(segment.Queue).Add(segment);
+                MessageCount += segment.Live;
+            }
+        }
+        while (batch == HeaderBatch);
+
+        if (byId is not null)
+        {
+            Verify(byId);
+        }
+    }
+
+    private const int HeaderBatch = 4096;
+    private const int RecordBatch = 64;
+
+    // Every records document parses into exactly the records its header counts, and every
+    // header has one: anything else is damage (both are written in one transaction).
+    private void Verify(Dictionary<long, Segment> headers)
+    {
+        long after = long.MinValue;
+        int batch, seen = 0;
+        do
+        {
+            batch = 0;
+            foreach (var document in Records.Find(Query.GT("_id", after), limit: RecordBatch))
+            {
+                after = document["_id"].AsInt64;
+                batch++;
+                if (!headers.TryGetValue(after, out var segment) || Parse(document["d"].AsBinary, out _) != segment.Count)
+                {
+                    throw new LiteException(0, $"Segment {after} does not match its header.");
+                }
+
+                seen++;
+            }
+        }
+        while (batch == RecordBatch);
+
+        if (seen != headers.Count)
+        {
+            throw new LiteException(0, $"{headers.Count - seen} segments have no records.");
+        }
+    }
+
+    /// <summary>How many whole records <paramref name="records"/> holds (throws when it is cut short).</summary>
+    public static int Parse(ReadOnlySpan<byte> records, out long bodyBytes)
+    {
+        int count = 0, at = 0;
+        bodyBytes = 0;
+        while (at < records.Length)
+        {
+            at = SegmentCodec.Skip(records, at, out var body);
+            bodyBytes += body;
+            count++;
+        }
+
+        return at == records.Length ? count : throw new FormatException("Segment records are cut short.");
+    }
+
+    /// <summary>
+    /// Moves messages stored one document each (the format before segments) into segments, a
+    /// batch per transaction (each batch's messages are in segments or in the old collection,
+    /// never both or neither), then drops the old collection. Returns how many moved.
+    /// </summary>
+    public long ImportLegacy()
+    {
+        if (!_database.CollectionExists(MessageDocument.Collection))
+        {
+            return 0;
+        }
+
+        var legacy = _database.GetCollection(MessageDocument.Collection);
+        long moved = 0;
+        while (true)
+        {
+            var batch = legacy.Find(Query.All("_id", Query.Ascending), limit: RecordBatch * 16).ToList();
+            if (batch.Count == 0)
+            {
+                break;
+            }
+
+            _database.BeginTrans();
+            foreach (var document in batch)
+            {
+                var id = document["_id"].AsString;
+                Append(MessageDocument.QueueOf(id), MessageDocument.OffsetOf(id), MessageDocument.ToMessage(document), MessageDocument.EnqueuedAt(document));
+                legacy.Delete(id);
+            }
+
+            Persist();
+            _database.Commit();
+            moved += batch.Count;
+        }
+
+        _database.DropCollection(MessageDocument.Collection);
+        _database.Checkpoint();
+        MessageCount += moved;
+        return moved;
+    }
+
+    /// <summary>What each queue's log holds now (its bytes exact: partly removed segments are read).</summary>
+    public QueueLogInfo Describe(string queue)
+    {
+        if (!_queues.TryGetValue(queue, out var segments) || segments.Count == 0)
+        {
+            return default;
+        }
+
+        long count = 0, bytes = 0;
+        for (var i = 0; i < segments.Count; i++)
+        {
+            var segment = segments[i];
+            count += segment.Live;
+            bytes += segment.HasRemovals ? LiveBodyBytes(segment) : segment.BodyBytes;
+        }
+
+        return new QueueLogInfo(count, bytes, segments[0].First, segments.LastOffset);
+    }
+
+    public long Append(string queue, long? offset, GatewayMessage message, TimeSpan enqueuedAt)
+    {
+        var segments = QueueOf(queue);
+        var at = offset ?? segments.LastOffset + 1;
+        _scratch.Clear();
+        var length = SegmentCodec.Write(_scratch, message, enqueuedAt);
+        var segment = segments.Tail;
+        if (segment is null || !segment.CanAppend(at, length))
+        {
+            segment = new Segment(++_lastId, queue, at);
+            segments.Add(segment);
+        }
+
+        var pending = segment.Pending ??= new PooledBuffer(Math.Max(4096, length));
+        _scratch.WrittenSpan.CopyTo(pending.GetSpan(length));
+        pending.Advance(length);
+        segment.Added(message.Body.Length, length);
+        segments.LastOffset = Math.Max(segments.LastOffset, at);
+        MarkDirty(segment);
+        return at;
+    }
+
+    /// <summary>Removes the offsets from <paramref name="first"/> to <paramref name="last"/> inclusive; returns how many there were.</summary>
+    public int Remove(string queue, long first, long last)
+    {
+        if (!_queues.TryGetValue(queue, out var segments))
+        {
+            return 0;
+        }
+
+        var removed = 0;
+        var i = segments.LowerBound(first);
+        while (i < segments.Count && segments[i].First <= last)
+        {
+            var segment = segments[i];
+            if (first <= segment.First && last >= segment.Last)
+            {
+                removed += segment.Live;
+                segment.RemoveAll();
+            }
+            else
+            {
+                for (var offset = Math.Max(first, segment.First); offset <= Math.Min(last, segment.Last); offset++)
+                {
+                    removed += segment.Remove(offset) ? 1 : 0;
+                }
+            }
+
+            MarkDirty(segment);
+            if (segment.Live == 0)
+            {
+                segments.Drop(segment);
+            }
+            else
+            {
+                i++;
+            }
+        }
+
+        return removed;
+    }
+
+    public long Count(string queue)
+    {
+        long count = 0;
+        if (_queues.TryGetValue(queue, out var segments))
+        {
+            for (var i = 0; i < segments.Count; i++)
+            {
+                count += segments[i].Live;
+            }
+        }
+
+        return count;
+    }
+
+    /// <summary>Up to <paramref name="max"/> messages with offsets in [from, to), in order.</summary>
+    public List<StoredMessage> Read(string queue, long from, long to, int max)
+    {
+        Persist(); // the records appended in this group are read like the rest
+        var messages = new List<StoredMessage>(Math.Min(max, 1024));
+        if (!_queues.TryGetValue(queue, out var segments) || to <= from)
+        {
+            return messages;
+        }
+
+        var i = segments.LowerBound(from);
+        while (i < segments.Count && messages.Count < max && segments[i].First < to)
+        {
+            var segment = segments[i];
+            if (ReadSegment(segment, from, to, max, messages))
+            {
+                i++;
+            }
+        }
+
+        return messages;
+    }
+
+    // False when the segment could not be read and was dropped.
+    private bool ReadSegment(Segment segment, long from, long to, int max, List<StoredMessage> messages)
+    {
+        byte[] blob;
+        var added = messages.Count;
+        try
+        {
+            blob = LoadRecords(segment);
+            var at = 0;
+            for (var offset = segment.First; offset <= segment.Last && offset < to && messages.Count < max; offset++)
+            {
+                if (offset < from || segment.IsRemoved(offset))
+                {
+                    at = SegmentCodec.Skip(blob, at, out _);
+                    continue;
+                }
+
+                at = SegmentCodec.Read(blob, at, out var message, out var enqueuedAt);
+                messages.Add(new StoredMessage(offset, message, enqueuedAt));
+            }
+
+            return true;
+        }
+        catch (Exception ex) when (StoreRecovery.IsDamage(ex))
+        {
+            messages.RemoveRange(added, messages.Count - added);
+            StoreLog.SegmentLost(_logger, segment.Queue, segment.First, segment.Last, segment.Live, ex);
+            segment.RemoveAll();
+            MarkDirty(segment);
+            _queues[segment.Queue].Drop(segment);
+            return false;
+        }
+    }
+
+    /// <summary>Writes what changed in this group: new and extended segments, removals, deletions.</summary>
+    public void Persist()
+    {
+        foreach (var segment in _dirty)
+        {
+            segment.Dirty = false;
+            if (segment.Live == 0)
+            {
+                if (segment.OnDisk)
+                {
+                    Headers.Delete(segment.Id);
+                    Records.Delete(segment.Id);
+                }
+
+                segment.Pending?.Dispose();
+                segment.Pending = null;
+                continue;
+            }
+
+            if (segment.Pending is { } pending)
+            {
+                var records = new byte[segment.RecordBytes];
+                if (segment.RecordBytesOnDisk > 0)
+                {
+                    Records.FindById(segment.Id)["d"].AsBinary.AsSpan(0, segment.RecordBytesOnDisk).CopyTo(records);
+                }
+
+                pending.WrittenSpan.CopyTo(records.AsSpan(segment.RecordBytesOnDisk));
+                if (segment.OnDisk)
+                {
+                    Records.Update(SegmentDocuments.ToRecords(segment, records));
+                }
+                else
+                {
+                    Records.Insert(SegmentDocuments.ToRecords(segment, records));
+                }
+                segment.RecordBytesOnDisk = records.Length;
+                pending.Dispose();
+                segment.Pending = null;
+            }
+
+            if (segment.OnDisk)
+            {
+                Headers.Update(segment.ToHeader());
+            }
+            else
+            {
+                Headers.Insert(segment.ToHeader());
+                segment.OnDisk = true;
+            }
+        }
+
+        _dirty.Clear();
+    }
+
+    public void Dispose()
+    {
+        ReleasePending();
+        _scratch.Dispose();
+    }
+
+    /// <summary>After a failed group: forget what it did and read the headers again.</summary>
+    public void Reload()
+    {
+        ReleasePending();
+        Load(_database);
+    }
+
+    private void ReleasePending()
+    {
+        foreach (var segment in _dirty)
+        {
+            segment.Pending?.Dispose();
+            segment.Pending = null;
+        }
+
+        _dirty.Clear();
+    }
+
+    private void MarkDirty(Segment segment)
+    {
+        if (!segment.Dirty)
+        {
+            segment.Dirty = true;
+            _dirty.Add(segment);
+        }
+    }
+
+    private QueueSegments QueueOf(string queue)
+    {
+        if (!_queues.TryGetValue(queue, out var segments))
+        {
+            segments = new QueueSegments();
+            _queues.Add(queue, segments);
+        }
+
+        return segments;
+    }
+
+    private byte[] LoadRecords(Segment segment) =>
+        Records.FindById(segment.Id)?["d"].AsBinary ?? throw new LiteException(0, $"Records of segment {segment.Id} are missing.");
+
+    private long LiveBodyBytes(Segment segment)
+    {
+        try
+        {
+            var blob = LoadRecords(segment);
+            long bytes = 0;
+            var at = 0;
+            for (var offset = segment.First; offset <= segment.Last; offset++)
+            {
+                at = SegmentCodec.Skip(blob, at, out var body);
+                bytes += segment.IsRemoved(offset) ? 0 : body;
+            }
+
+            return bytes;
+        }
+        catch (Exception ex) when (StoreRecovery.IsDamage(ex))
+        {
+            return segment.BodyBytes * segment.Live / segment.Count; // read back (and reported) later
+        }
+    }
+}
