@@ -11,8 +11,12 @@
 # backlog     gateway only: 1,000,000 messages buffered with the link down; RSS idle and with the
 #             backlog on disk, a restart with it (start-up time, RSS), then the drain of all of it
 #             once the link returns.
-# The gateway runs with the runtime settings of systemd/gateway.service (256 MB heap limit,
-# workstation non-concurrent GC), as installed.
+# The gateway is the shipped build (the linux-x64 publish profile: self-contained, ReadyToRun)
+# run with the runtime settings of systemd/gateway.service (256 MB heap limit, workstation
+# non-concurrent GC), as installed. Its uplink speaks MQTT 5 (its default) in every part;
+# throughput also runs it with MQTT 3.1.1, the protocol the bridge speaks. mosquitto grants an
+# MQTT 5 client a Receive Maximum of 20 (its max_inflight_messages), which the uplink respects;
+# with 3.1.1 the uplink's own window (Uplinks:*:MaxInFlight, 256) applies.
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +24,9 @@ parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(throughput outage backlog)
 
 command -v mosquitto >/dev/null || { echo "uplink.sh: needs mosquitto (apt-get install mosquitto)" >&2; exit 1; }
 dotnet build bench/Gateway.LoadTool -c Release --nologo -v q >/dev/null
-dotnet build firmware-host/Gateway.Host -c Release --nologo -v q >/dev/null
 load=bench/Gateway.LoadTool/bin/Release/net10.0/mqtt-load
 work=$(mktemp -d)
+dotnet publish firmware-host/Gateway.Host -p:PublishProfile=linux-x64 -o "$work/gateway" --nologo -v q >/dev/null
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -44,10 +48,10 @@ lport=$(free_port)
 python3 bench/link.py "$lport" "$cport" >"$work/link.log" & link=$!; pids+=($link)
 wait_port "$lport"
 
-start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data directory; sets bridge_pid, port
+start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data directory; $3 = protocol; sets bridge_pid, port
   port=$(free_port); local hport; hport=$(free_port); [ "${2:-}" = keep ] || rm -rf "$work/data"
   DOTNET_gcServer=0 DOTNET_GCHeapHardLimit=0x10000000 DOTNET_gcConcurrent=0 \
-  dotnet firmware-host/Gateway.Host/bin/Release/net10.0/gateway.dll \
+  "$work/gateway/gateway" --Uplinks:cloud:ProtocolVersion="${3:-5}" \
     --Mqtt:Port="$port" --Mqtt:BindAddress=127.0.0.1 --Http:Port="$hport" --Http:BindAddress=127.0.0.1 \
     --Storage:DataDirectory="$work/data" \
     --Uplinks:cloud:Endpoints:0="mqtt://127.0.0.1:$1" --Uplinks:cloud:ClientId=bench-gateway \
@@ -88,8 +92,12 @@ for part in "${parts[@]}"; do
   case $part in
   throughput)
     for publishers in 4 50; do
-      for broker in mosquitto-bridge gateway; do
-        if [ "$broker" = gateway ]; then start_gateway "$cport"; else start_bridge "$cport"; fi
+      for broker in mosquitto-bridge gateway gateway-mqtt311; do
+        case $broker in
+          gateway) start_gateway "$cport" ;;
+          gateway-mqtt311) start_gateway "$cport" "" 3.1.1 ;;
+          *) start_bridge "$cport" ;;
+        esac
         run_load "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 2>/dev/null
         stop_broker
       done
