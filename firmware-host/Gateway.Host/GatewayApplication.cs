@@ -44,7 +44,11 @@ public static class GatewayApplication
         builder.Services.AddSingleton<BindAddressValidator>();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
         builder.Services.AddSingleton<IValidateOptions<MqttOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
-        builder.Services.AddSingleton(sp => new MessageRouter(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<LiteDbMessageStore>()));
+        builder.Services.AddSingleton(sp =>
+        {
+            var store = sp.GetRequiredService<LiteDbMessageStore>();
+            return new MessageRouter(sp.GetRequiredService<TimeProvider>(), store, definitions: store);
+        });
         builder.Services.AddSingleton<IMessageRouter>(sp => sp.GetRequiredService<MessageRouter>());
         builder.Services.AddSingleton<GatewayEndpoints>();
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, DataDirectoryValidator>();

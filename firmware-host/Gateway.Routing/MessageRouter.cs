@@ -19,12 +19,16 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
     private readonly Lock _topology = new();
     private readonly TimeProvider _time;
     private readonly IMessageStore? _store;
+    private readonly IDefinitionStore? _definitions;
     private readonly ITimer _sweeper;
+    private bool _restoring;
 
-    public MessageRouter(TimeProvider? timeProvider = null, IMessageStore? store = null)
+    /// <summary>Creates the router; with <paramref name="definitions"/>, what they hold is declared again first.</summary>
+    public MessageRouter(TimeProvider? timeProvider = null, IMessageStore? store = null, IDefinitionStore? definitions = null)
     {
         _time = timeProvider ?? TimeProvider.System;
         _store = store;
+        _definitions = definitions;
         _exchanges[string.Empty] = new DefaultExchange(this) { BuiltIn = true };
         AddBuiltIn(new DirectExchange("amq.direct", durable: true, autoDelete: false) { BuiltIn = true });
         AddBuiltIn(new TopicExchange(AmqTopic, durable: true, autoDelete: false) { BuiltIn = true });
@@ -32,6 +36,10 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
         AddBuiltIn(new HeadersExchange("amq.headers", durable: true, autoDelete: false) { BuiltIn = true });
         AddBuiltIn(new HeadersExchange("amq.match", durable: true, autoDelete: false) { BuiltIn = true });
         _sweeper = _time.CreateTimer(static state => ((MessageRouter)state!).SweepExpired(), this, SweepInterval, SweepInterval);
+        if (definitions is not null)
+        {
+            Restore(definitions.Definitions);
+        }
     }
 
     public IReadOnlyCollection<Exchange> Exchanges => [.. _exchanges.Values];
@@ -94,6 +102,11 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
                 _ => throw new ArgumentOutOfRangeException(nameof(type)),
             };
             _exchanges[name] = exchange;
+            if (durable && !_restoring)
+            {
+                _definitions?.SaveExchange(new ExchangeDefinition(name, type, autoDelete));
+            }
+
             return exchange;
         }
     }
@@ -127,9 +140,10 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
             {
                 exchange.Unbind(binding.Key, binding.Queue, binding.Arguments);
                 binding.Queue.BindingsLocked.Remove(binding);
+                ForgetBinding(exchange, binding);
             }
 
-            return _exchanges.TryRemove(name, out _);
+            return RemoveExchangeLocked(exchange);
         }
     }
 
@@ -167,6 +181,11 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
 
             var queue = new MessageQueue(name, options, this, _time, options.Durable ? _store : null);
             _queues[name] = queue;
+            if (IsKept(queue) && !_restoring)
+            {
+                _definitions!.SaveQueue(new QueueDefinition(name, options.AutoDelete, options.Arguments));
+            }
+
             return queue;
         }
     }
@@ -199,11 +218,17 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
             }
 
             _queues.TryRemove(name, out _);
+            if (IsKept(queue))
+            {
+                _definitions!.DeleteQueue(name);
+            }
+
             foreach (var binding in queue.BindingsLocked)
             {
                 if (_exchanges.TryGetValue(binding.Exchange, out var exchange))
                 {
                     exchange.Unbind(binding.Key, queue, binding.Arguments);
+                    ForgetBinding(exchange, binding);
                     DeleteIfAutoDeleteLocked(exchange);
                 }
             }
@@ -224,6 +249,10 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
             if (target.Bind(binding))
             {
                 destination.BindingsLocked.Add(binding);
+                if (target.Durable && target.Name.Length > 0 && IsKept(destination) && !_restoring)
+                {
+                    _definitions!.SaveBinding(new BindingDefinition(target.Name, destination.Name, bindingKey, arguments));
+                }
             }
         }
     }
@@ -243,6 +272,7 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
             }
 
             destination.BindingsLocked.RemoveAll(b => b.Exchange == exchange && b.Matches(bindingKey, destination, arguments));
+            ForgetBinding(source, new Binding(exchange, destination, bindingKey, arguments));
             DeleteIfAutoDeleteLocked(source);
             return true;
         }
@@ -349,7 +379,69 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
     {
         if (exchange.AutoDelete && !exchange.BuiltIn && exchange.BindingCount == 0)
         {
-            _exchanges.TryRemove(exchange.Name, out _);
+            RemoveExchangeLocked(exchange);
+        }
+    }
+
+    private bool RemoveExchangeLocked(Exchange exchange)
+    {
+        if (exchange.Durable)
+        {
+            _definitions?.DeleteExchange(exchange.Name);
+        }
+
+        return _exchanges.TryRemove(exchange.Name, out _);
+    }
+
+    // Kept: durable queues not owned by a connection and not declared from configuration.
+    private bool IsKept(MessageQueue queue) =>
+        _definitions is not null && queue.Options is { Durable: true, Exclusive: false, FromConfiguration: false };
+
+    private void ForgetBinding(Exchange exchange, Binding binding)
+    {
+        if (exchange.Durable && exchange.Name.Length > 0 && IsKept(binding.Queue))
+        {
+            _definitions!.DeleteBinding(new BindingDefinition(exchange.Name, binding.Queue.Name, binding.Key, binding.Arguments));
+        }
+    }
+
+    // Declares what was kept; a definition that no longer applies (say, a binding to an exchange
+    // that failed to come back) is skipped rather than stopping the start.
+    private void Restore(StoredDefinitions definitions)
+    {
+        _restoring = true;
+        try
+        {
+            foreach (var exchange in definitions.Exchanges)
+            {
+                Try(() => DeclareExchange(exchange.Name, exchange.Type, durable: true, exchange.AutoDelete));
+            }
+
+            foreach (var queue in definitions.Queues)
+            {
+                Try(() => DeclareQueue(queue.Name, new QueueOptions { Durable = true, AutoDelete = queue.AutoDelete, Arguments = queue.Arguments }));
+            }
+
+            foreach (var binding in definitions.Bindings)
+            {
+                Try(() => Bind(binding.Exchange, binding.Queue, binding.Key, binding.Arguments));
+            }
+        }
+        finally
+        {
+            _restoring = false;
+        }
+
+        static void Try(Action declare)
+        {
+            try
+            {
+                declare();
+            }
+            catch (RoutingException)
+            {
+                // Skipped: see above.
+            }
         }
     }
 

@@ -153,4 +153,10 @@ public sealed record class QueueOptions
     /// ignores what came down that same uplink, so nothing loops back to the cloud.
     /// </summary>
     public MessageOrigin? IgnoreOrigin { get; init; }
+
+    /// <summary>
+    /// Declared again from configuration at every start (an uplink's queues): a durable queue
+    /// like this is not kept as a definition, nor are its bindings (<see cref="IDefinitionStore"/>).
+    /// </summary>
+    public bool FromConfiguration { get; init; }
 }

@@ -14,7 +14,7 @@ namespace Gateway.Storage;
 /// them to disk, so a writer is told "stored" only once its group survived that. Under load many
 /// appends share one transaction and one flush; each caller still waits for its own.
 /// </summary>
-public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessageStore, IAsyncDisposable
+public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessageStore, IDefinitionStore, IAsyncDisposable
 {
     private readonly Channel<StoreOperation> _operations;
     private readonly StoreOptions _options;
@@ -63,6 +63,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         _time = options.TimeProvider;
         _openedAt = _time.GetTimestamp();
         _clockAtOpen = LoadClock();
+        Definitions = LoadDefinitions(database);
         CheckDisk();
         _writer = new Thread(WriterLoop) { IsBackground = true, Name = "gateway-store" };
         _writer.Start();

@@ -49,14 +49,14 @@ internal static class StoreRecovery
 
     private static LiteDatabase Open(string path) => new(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
 
-    // Messages first, then retained messages and the store clock (so stored ages carry on).
+    // Messages first, then retained messages, definitions and the store clock (so stored ages carry on).
     private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh)
     {
         long recovered = 0, lost = 0;
         try
         {
             using var source = new LiteDatabase(new ConnectionString { Filename = damaged, Connection = ConnectionType.Direct, ReadOnly = true });
-            foreach (var name in (ReadOnlySpan<string>)[MessageDocument.Collection, SegmentDocuments.Headers, SegmentDocuments.Records, MessageDocument.RetainedCollection, MessageDocument.MetaCollection])
+            foreach (var name in (ReadOnlySpan<string>)[MessageDocument.Collection, SegmentDocuments.Headers, SegmentDocuments.Records, MessageDocument.RetainedCollection, LiteDbMessageStore.DefinitionsCollection, MessageDocument.MetaCollection])
             {
                 var (copied, failed) = Copy(source, fresh, name);
                 if (name == MessageDocument.Collection)

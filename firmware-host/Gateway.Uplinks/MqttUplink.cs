@@ -83,11 +83,13 @@ internal sealed partial class MqttUplink
         DeadLetterQueue = router.DeclareQueue(QueueName + ".dead", new QueueOptions
         {
             Durable = true,
+            FromConfiguration = true,
             Arguments = new Dictionary<string, object?> { ["x-max-length"] = DeadLetterLimit },
         });
         Queue = router.DeclareQueue(QueueName, new QueueOptions
         {
             Durable = true,
+            FromConfiguration = true,
             Arguments = arguments,
             IgnoreOrigin = new MessageOrigin(OriginProtocol, name, null), // what came down this uplink never goes back up it
         });

@@ -129,9 +129,12 @@ public sealed class UplinkTests(ITestOutputHelper output)
     [InlineData("reject-publish")]
     public async Task A_full_buffer_applies_its_overflow_policy_with_exact_counts(string overflow)
     {
-        await using var broker = await MosquittoBroker.StartAsync(start: false);
+        // The cloud is down (the proxy refuses) until its subscriber is listening.
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var cloud = await CloudSubscriber.StartAsync(broker, "cloud/#");
+        await using var link = new TcpProxy(broker.Port) { Mode = ProxyMode.Refuse };
         await using var gateway = await TestGateway.StartAsync(
-            [.. Uplink(broker.Url), "--Uplinks:cloud:Buffer:MaxMessages=100", $"--Uplinks:cloud:Buffer:Overflow={overflow}"]);
+            [.. Uplink(link.Url), "--Uplinks:cloud:Buffer:MaxMessages=100", $"--Uplinks:cloud:Buffer:Overflow={overflow}"]);
         await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
 
         var refused = 0;
@@ -154,7 +157,7 @@ public sealed class UplinkTests(ITestOutputHelper output)
             await Assert.ThrowsAnyAsync<MqttCommunicationException>(() => old.PublishAsync("sensors/boiler/temp", "151"));
         }
 
-        await using var cloud = await CloudSubscriber.StartAsync(await StartedAsync(broker), "cloud/#");
+        link.Mode = ProxyMode.Forward;
         var kept = overflow == "drop-head" ? Enumerable.Range(51, 100) : Enumerable.Range(1, 100);
         await cloud.WaitForNumbersAsync(kept);
         await PublishAsync(sensor, 1000, 1000); // a marker behind everything

@@ -13,6 +13,9 @@ public enum ProxyMode
 
     /// <summary>Forwards everything except MQTT PUBACK packets from the broker: a broker that withholds confirmations.</summary>
     DropPubacks,
+
+    /// <summary>Closes every new connection at once: a cloud that is down.</summary>
+    Refuse,
 }
 
 /// <summary>A loopback TCP proxy between the gateway's uplink and the cloud broker.</summary>
@@ -69,6 +72,12 @@ public sealed class TcpProxy : IAsyncDisposable
         {
             var client = await _listener.AcceptSocketAsync(_stop.Token);
             Interlocked.Increment(ref _connections);
+            if (_mode == ProxyMode.Refuse)
+            {
+                client.Dispose();
+                continue;
+            }
+
             var server = new Socket(SocketType.Stream, ProtocolType.Tcp);
             try
             {
