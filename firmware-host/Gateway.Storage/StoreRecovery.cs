@@ -88,33 +88,21 @@ internal static class StoreRecovery
             byId[header["_id"].AsInt64] = header;
         }
 
-        foreach (var document in records.FindAll().ToList())
+        // A batch per read transaction, as at open: one pass would hold every page it read in memory.
+        long after = long.MinValue;
+        List<BsonDocument> batch;
+        do
         {
-            var id = document["_id"].AsInt64;
-            var blob = document["d"].AsBinary;
-            int count;
-            long bodyBytes;
-            try
+            batch = records.Find(Query.GT("_id", after), limit: 64).ToList();
+            foreach (var document in batch)
             {
-                count = SegmentLog.Parse(blob, out bodyBytes);
+                after = document["_id"].AsInt64;
+                var (kept, missing) = ReconcileSegment(headers, records, byId, document);
+                recovered += kept;
+                lost += missing;
             }
-            catch (Exception ex) when (IsDamage(ex))
-            {
-                records.Delete(id);
-                lost++;
-                continue;
-            }
-
-            if (byId.Remove(id, out var header) && Segment.FromHeader(header) is { } segment && segment.Count == count)
-            {
-                recovered += segment.Live;
-                continue;
-            }
-
-            var first = document["f"].AsInt64;
-            headers.Upsert(new BsonDocument { ["_id"] = id, ["q"] = document["q"], ["f"] = first, ["l"] = first + count - 1, ["n"] = bodyBytes, ["z"] = blob.Length });
-            recovered += count;
         }
+        while (batch.Count > 0);
 
         foreach (var (id, header) in byId)
         {
@@ -123,6 +111,33 @@ internal static class StoreRecovery
         }
 
         return (recovered, lost);
+    }
+
+    // One segment's records: what of them is kept (and counted recovered) or lost.
+    private static (long Recovered, long Lost) ReconcileSegment(ILiteCollection<BsonDocument> headers, ILiteCollection<BsonDocument> records, Dictionary<long, BsonDocument> byId, BsonDocument document)
+    {
+        var id = document["_id"].AsInt64;
+        var blob = document["d"].AsBinary;
+        int count;
+        long bodyBytes;
+        try
+        {
+            count = SegmentLog.Parse(blob, out bodyBytes);
+        }
+        catch (Exception ex) when (IsDamage(ex))
+        {
+            records.Delete(id);
+            return (0, 1);
+        }
+
+        if (byId.Remove(id, out var header) && Segment.FromHeader(header) is { } segment && segment.Count == count)
+        {
+            return (segment.Live, 0);
+        }
+
+        var first = document["f"].AsInt64;
+        headers.Upsert(new BsonDocument { ["_id"] = id, ["q"] = document["q"], ["f"] = first, ["l"] = first + count - 1, ["n"] = bodyBytes, ["z"] = blob.Length });
+        return (count, 0);
     }
 
     private static (long Copied, long Lost) Copy(LiteDatabase source, LiteDatabase target, string collection)
