@@ -5,9 +5,10 @@ using LiteDB;
 namespace Gateway.Storage;
 
 /// <summary>
-/// A stored message. Every queue's log lives in one collection under the key
-/// "queue NUL offset" (offset zero-padded), so a queue's messages are one ordered range of the
-/// primary key and reading or trimming a queue never scans another.
+/// A message as one BSON document: how retained messages are stored, and how queue messages
+/// were stored before segments (<see cref="SegmentLog"/>): one document each in the "log"
+/// collection under the key "queue NUL offset" (offset zero-padded). Such a file is converted at
+/// open (<see cref="SegmentLog.ImportLegacy"/>).
 /// </summary>
 internal static class MessageDocument
 {

@@ -137,7 +137,11 @@ internal static class SegmentCodec
         var body = ReadBytes(record, ref at);
         var properties = MessageProperties.Empty;
         MessageOrigin origin = default;
-        if ((fields & PropertyFields) != 0)
+        if ((fields & PropertyFields) == Fields.Persistent)
+        {
+            properties = MessageProperties.PersistentEmpty; // the common case: shared, not allocated per message
+        }
+        else if ((fields & PropertyFields) != 0)
         {
             properties = new MessageProperties
             {
