@@ -42,6 +42,7 @@ internal sealed partial class MqttUplink
     private readonly string _primary;
     private readonly X509Certificate2Collection? _trust;
     private readonly X509Certificate2? _clientCertificate;
+    private readonly MqttAdapter? _mqtt; // where a downlinked retained message is kept
 
     private readonly Lock _stateLock = new();
     private long _forwarded;
@@ -54,8 +55,9 @@ internal sealed partial class MqttUplink
     private volatile bool _notAuthorized;
     private volatile string? _endpoint;
 
-    public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILoggerFactory loggers, TimeProvider time)
+    public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILoggerFactory loggers, TimeProvider time, MqttAdapter? mqtt = null)
     {
+        _mqtt = mqtt;
         var logger = loggers.CreateLogger("Gateway.Uplinks." + name);
         _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers), new BatchingClientAdapterFactory());
         Name = name;
@@ -494,6 +496,7 @@ internal sealed partial class MqttUplink
                 .WithTopic(rule.Filter)
                 .WithQualityOfServiceLevel((MqttQualityOfServiceLevel)rule.Qos)
                 .WithNoLocal(IsV5) // the broker must not echo what this uplink forwards
+                .WithRetainAsPublished(IsV5) // a live retained message stays retained here (3.1.1 marks only those sent on subscribing)
                 .Build();
             try
             {
@@ -533,6 +536,12 @@ internal sealed partial class MqttUplink
             {
                 var received = MqttMessageMapper.ToGateway(e.ApplicationMessage, Name, null);
                 var message = new GatewayMessage(MessageRouter.AmqTopic, MqttTopics.ToRoutingKey(local), received.Body, received.Properties, new MessageOrigin(OriginProtocol, Name, null));
+                if (e.ApplicationMessage.Retain && _mqtt is not null)
+                {
+                    // Retained at the cloud, retained here: a local subscriber that comes later gets it too.
+                    await _mqtt.RetainAsync(local, message, CancellationToken.None);
+                }
+
                 await _router.PublishAsync(message, CancellationToken.None); // PUBACK to the cloud once it is routed (and stored)
             }
 #pragma warning disable CA1031 // Whatever the store or router throws, the cloud must not get a PUBACK for it.

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -13,7 +14,8 @@ internal sealed class UplinkService(
     GatewayStatus status,
     ILoggerFactory loggers,
     IMeterFactory meters,
-    TimeProvider time) : BackgroundService
+    TimeProvider time,
+    MqttAdapter? mqtt = null) : BackgroundService
 {
     private readonly List<MqttUplink> _uplinks = [];
     private UplinkMetrics? _metrics;
@@ -25,7 +27,7 @@ internal sealed class UplinkService(
         // Queues and bindings exist before any listener takes a publish.
         foreach (var (name, uplink) in options.Value.Links)
         {
-            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers, time));
+            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers, time, mqtt));
         }
 
         _metrics = new UplinkMetrics(meters, this);

@@ -147,6 +147,21 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="message"/> the retained message of the MQTT topic (an empty body
+    /// clears it), as a retained publish by an MQTT client does: kept even when nobody is
+    /// subscribed right now, and on disk when this returns, so the publisher may be acknowledged.
+    /// </summary>
+    public async Task RetainAsync(string topic, GatewayMessage message, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
+        if (_retainedStore is not null)
+        {
+            await _retainedStore.SetRetainedAsync(topic, message.Body.IsEmpty ? null : message, cancellationToken);
+        }
+    }
+
     private async Task OnLoadingRetainedMessagesAsync(LoadingRetainedMessagesEventArgs e)
     {
         if (_retainedStore is null)
@@ -295,13 +310,7 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
             var message = MqttMessageMapper.ToGateway(application, e.ClientId, e.UserName);
             if (application.Retain)
             {
-                // The retained store must hold it even when nobody is subscribed right now, and
-                // on disk before the publisher is acknowledged; an empty payload clears it.
-                await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
-                if (_retainedStore is not null)
-                {
-                    await _retainedStore.SetRetainedAsync(application.Topic, message.Body.IsEmpty ? null : message, e.CancellationToken);
-                }
+                await RetainAsync(application.Topic, message, e.CancellationToken);
             }
 
             var result = _router.Route(message, out var committed, out var flowBlocked);

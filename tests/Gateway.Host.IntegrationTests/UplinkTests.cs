@@ -235,6 +235,56 @@ public sealed class UplinkTests(ITestOutputHelper output)
         Assert.Equal(["cloud/commands/door", "cloud/commands/marker"], cloud.Messages.Select(m => m.Topic));
     }
 
+    [Theory]
+    [InlineData("5")]
+    [InlineData("3.1.1")]
+    public async Task A_message_retained_at_the_cloud_is_retained_locally_and_kept_across_a_restart(string protocol)
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using (var operatorApp = await MqttTestClient.ConnectAsync(broker.Port))
+        {
+            await operatorApp.PublishAsync("cloud/config/interval", "60", retain: true); // there before the gateway connects
+        }
+
+        using var data = new TempDirectory();
+        string[] args =
+        [
+            .. Uplink(broker.Url), $"--Uplinks:cloud:ProtocolVersion={protocol}", $"--Storage:DataDirectory={data.Path}",
+            "--Uplinks:cloud:Downlink:0:Filter=cloud/config/#", "--Uplinks:cloud:Downlink:0:StripPrefix=cloud/",
+        ];
+        await using (var gateway = await TestGateway.StartAsync(args))
+        {
+            await using var early = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+            await early.SubscribeAsync("config/#");
+            Assert.Equal("60", (await early.ReceiveAsync()).ConvertPayloadToString()); // downlinked
+
+            await using var late = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+            await late.SubscribeAsync("config/#");
+            var retained = await late.ReceiveAsync();
+            Assert.Equal(("config/interval", "60", true), (retained.Topic, retained.ConvertPayloadToString(), retained.Retain));
+
+            if (protocol == "5")
+            {
+                // Retain-as-published on the downlink subscription: a live retained update is kept too.
+                // (MQTT 3.1.1 brokers clear the flag on live messages; only those sent on subscribing carry it.)
+                await using var operatorApp = await MqttTestClient.ConnectAsync(broker.Port);
+                await operatorApp.PublishAsync("cloud/config/interval", "30", retain: true);
+                Assert.Equal("30", (await early.ReceiveAsync()).ConvertPayloadToString());
+                await using var later = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+                await later.SubscribeAsync("config/#");
+                Assert.Equal("30", (await later.ReceiveAsync()).ConvertPayloadToString());
+            }
+        }
+
+        // The cloud is gone; the gateway still knows the last configuration it was sent.
+        await broker.StopAsync();
+        await using var restarted = await TestGateway.StartAsync(args);
+        await using var subscriber = await MqttTestClient.ConnectAsync(restarted.MqttPort);
+        await subscriber.SubscribeAsync("config/#");
+        var kept = await subscriber.ReceiveAsync();
+        Assert.Equal(("config/interval", protocol == "5" ? "30" : "60", true), (kept.Topic, kept.ConvertPayloadToString(), kept.Retain));
+    }
+
     [Fact]
     public async Task A_message_the_cloud_refuses_goes_to_the_dead_letter_queue_and_does_not_block()
     {
