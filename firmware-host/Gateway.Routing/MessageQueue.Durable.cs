@@ -122,6 +122,7 @@ public sealed partial class MessageQueue
                 {
                     _pendingDiskDrops--;
                     log.Remove(Name, stored.Offset);
+                    AddDeadLetterLocked(stored.Message, "maxlen", ref dead); // dropped when it was counted; dead-lettered now it is read
                     continue;
                 }
 
@@ -158,7 +159,7 @@ public sealed partial class MessageQueue
         PublishDeadLetters(dead);
     }
 
-    // Drop-head when the head is not in memory yet: count it now, discard it when read.
+    // Drop-head when the head is not in memory yet: count it now, discard (or dead-letter) it when read.
     private void DropDiskHeadLocked()
     {
         var estimate = _diskOnlyBytes / _diskOnlyCount;

@@ -149,6 +149,41 @@ public sealed class DurableQueueTests : IDisposable
         Assert.Equal(0, await store.CountAsync("q", default));
     }
 
+    [Fact]
+    public async Task Drop_head_of_messages_that_are_only_on_disk_dead_letters_them_oldest_first()
+    {
+        var limited = Durable with
+        {
+            Arguments = new Dictionary<string, object?> { ["x-max-length"] = 3, ["x-dead-letter-exchange"] = string.Empty, ["x-dead-letter-routing-key"] = "q.dead" },
+        };
+        await using (var store = OpenStore())
+        {
+            using var router = new MessageRouter(store: store);
+            router.DeclareQueue("q", limited);
+            for (var i = 1; i <= 3; i++)
+            {
+                await router.PublishAsync(Numbered(i), default);
+            }
+        }
+
+        using var gate = new ManualResetEventSlim(false); // outlives the store's writer thread
+        await using (var store = OpenStore())
+        {
+            store.TestGate = gate; // the read that brings 1..3 back into memory waits here
+            using var router = new MessageRouter(store: store);
+            var dead = router.DeclareQueue("q.dead", new QueueOptions());
+            var queue = router.DeclareQueue("q", limited);
+            var publishes = new[] { router.PublishAsync(Numbered(4), default).AsTask(), router.PublishAsync(Numbered(5), default).AsTask() };
+            Assert.Equal(2, queue.GetStatistics().DroppedMaxLength); // 1 and 2, counted while only on disk
+            gate.Set();
+            await Task.WhenAll(publishes);
+
+            await WaitFor.ConditionAsync(() => dead.ReadyCount == 2, "the dropped messages in the dead-letter queue");
+            Assert.Equal([1, 2], await ConsumeAsync(dead, 2));
+            Assert.Equal([3, 4, 5], await ConsumeAsync(queue, 3));
+        }
+    }
+
     [Theory]
     [InlineData("1970-01-01T00:00:10Z", "2026-11-24T08:00:00Z")] // booted without RTC, then NTP set the clock
     [InlineData("2026-11-24T08:00:00Z", "1970-01-01T00:00:10Z")] // the other way round
