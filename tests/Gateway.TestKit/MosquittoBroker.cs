@@ -34,6 +34,15 @@ public sealed class MosquittoBroker : IAsyncDisposable
     public static async Task<MosquittoBroker> StartAsync(bool start = true, params string[] extraConfig)
     {
         var directory = Directory.CreateTempSubdirectory("gateway-mosquitto-").FullName;
+
+        // Started as root, mosquitto drops to its own user before it saves its persistent sessions
+        // (on SIGTERM); the directory must let that user write, or the sessions are gone after a restart.
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
+                UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute);
+        }
         var port = FreePort();
         var config = Path.Combine(directory, "mosquitto.conf");
         await File.WriteAllLinesAsync(config,
