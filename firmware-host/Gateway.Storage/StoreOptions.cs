@@ -6,7 +6,11 @@ public enum StoreDurability
     /// <summary>Each group commit is checkpointed (flushed to the data file) before its writers are answered.</summary>
     Durable,
 
-    /// <summary>Writers are answered after LiteDB's commit; the pages reach the disk later. A kill -9 can lose them.</summary>
+    /// <summary>
+    /// Writers are answered after LiteDB's commit, which hands the pages to the kernel (LiteDB
+    /// 5.0.21 writes its log inside Commit) but does not fsync them: the gateway being killed
+    /// does not lose them, a power cut or kernel crash can.
+    /// </summary>
     Fast,
 }
 
