@@ -8,6 +8,8 @@ namespace Gateway.Protocols.Mqtt;
 /// <summary>Kestrel's connection, with MQTTnet reading through the <see cref="MqttPacketGuard"/>.</summary>
 internal sealed class GuardedConnectionContext(ConnectionContext inner, MqttPacketGuard guard) : ConnectionContext
 {
+    private EndPoint? _remote;
+
     public override string ConnectionId
     {
         get => inner.ConnectionId;
@@ -42,8 +44,12 @@ internal sealed class GuardedConnectionContext(ConnectionContext inner, MqttPack
 
     public override EndPoint? RemoteEndPoint
     {
-        get => inner.RemoteEndPoint;
-        set => inner.RemoteEndPoint = value;
+        get => _remote ??= inner.RemoteEndPoint is IPEndPoint ip ? new MqttConnectionEndPoint(ip, guard.Output) : inner.RemoteEndPoint;
+        set
+        {
+            inner.RemoteEndPoint = value;
+            _remote = null;
+        }
     }
 
     public override void Abort(ConnectionAbortedException abortReason) => inner.Abort(abortReason);

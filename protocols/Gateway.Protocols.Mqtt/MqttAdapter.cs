@@ -201,10 +201,10 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
                 // MQTT 5.0 section 3.2.2.3.6: tell clients the limit the packet guard enforces.
                 connAck.MaximumPacketSize = (uint)_options.MaxPacketSize;
                 break;
-            case MQTTnet.Packets.MqttPubAckPacket pubAck when PublishAcks.TryTakeCommit(e.SessionItems, pubAck.PacketIdentifier, out var committed):
-                return AckWhenCommittedAsync(e, committed);
-            case MQTTnet.Packets.MqttPubRecPacket pubRec when PublishAcks.TryTakeCommit(e.SessionItems, pubRec.PacketIdentifier, out var committed):
-                return AckWhenCommittedAsync(e, committed);
+            case MQTTnet.Packets.MqttPubAckPacket pubAck when PublishAcks.TryTakeCommit(e.SessionItems, pubAck.PacketIdentifier, out var acks, out var committed):
+                return AckWhenCommittedAsync(e, acks, committed);
+            case MQTTnet.Packets.MqttPubRecPacket pubRec when PublishAcks.TryTakeCommit(e.SessionItems, pubRec.PacketIdentifier, out var acks, out var committed):
+                return AckWhenCommittedAsync(e, acks, committed);
         }
 
         return Task.CompletedTask;
@@ -212,11 +212,12 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
 
     // Holds a PUBACK/PUBREC until its publish is on disk. If the store failed, MQTT 5 gets the
     // reason and MQTT 3.1.1 (which reads any PUBACK as success) gets none and loses the connection.
-    private async Task AckWhenCommittedAsync(InterceptingPacketEventArgs e, Task committed)
+    private async Task AckWhenCommittedAsync(InterceptingPacketEventArgs e, PublishAcks acks, Task committed)
     {
         try
         {
             await committed.WaitAsync(e.CancellationToken);
+            acks.Sending();
         }
         catch (OperationCanceledException) when (e.CancellationToken.IsCancellationRequested)
         {
@@ -323,11 +324,13 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
                 return;
             }
 
+            PublishAcks? waiting = null;
             if (committed is not null)
             {
                 if (acks is not null)
                 {
                     acks.Add(packetId, committed); // its PUBACK/PUBREC waits in OnOutboundPacketAsync
+                    waiting = acks;
                 }
                 else
                 {
@@ -341,6 +344,7 @@ public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
             }
 
             e.Response.ReasonCode = result.Status == RouteStatus.Unroutable ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success;
+            waiting?.Released();
         }
         catch (OperationCanceledException) when (e.CancellationToken.IsCancellationRequested)
         {

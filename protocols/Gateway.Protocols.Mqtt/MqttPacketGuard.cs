@@ -21,7 +21,7 @@ internal enum GuardViolation
 internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 {
     private readonly PipeReader _input;
-    private readonly DeferredCompletionWriter _output;
+    private readonly MqttOutput _output;
     private readonly int _maxPacketSize;
 
     private ReadOnlySequence<byte> _lastBuffer;
@@ -32,7 +32,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     public MqttPacketGuard(IDuplexPipe transport, int maxPacketSize)
     {
         _input = transport.Input;
-        _output = new DeferredCompletionWriter(transport.Output);
+        _output = new MqttOutput(transport.Output);
         _maxPacketSize = maxPacketSize;
     }
 
@@ -51,6 +51,9 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     PipeWriter IDuplexPipe.Output => _output;
 
     public PipeWriter RawOutput => _output.Inner;
+
+    /// <summary>The writer MQTTnet sends through.</summary>
+    public MqttOutput Output => _output;
 
     public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
 
@@ -194,10 +197,34 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
         return new ReadResult(default, isCanceled: false, isCompleted: true);
     }
 
-    /// <summary>Forwards everything but completion, which the connection handler does last.</summary>
-    private sealed class DeferredCompletionWriter(PipeWriter inner) : PipeWriter
+    /// <summary>
+    /// Forwards everything but completion, which the connection handler does last, and a flush
+    /// the sender has said another packet follows at once (<see cref="FlushWithNext"/>).
+    /// </summary>
+    internal sealed class MqttOutput(PipeWriter inner) : PipeWriter
     {
+        // Set and consumed on the connection's send loop (MQTTnet sends one packet at a time).
+        private bool _flushWithNext;
+
         public PipeWriter Inner => inner;
+
+        /// <summary>
+        /// The next flush is left to the packet after it: a run of acknowledgements released by
+        /// one commit leaves in one socket write instead of one each. Only for a packet whose
+        /// successor is already on its way to the send loop, or it would wait for traffic.
+        /// </summary>
+        public void FlushWithNext() => _flushWithNext = true;
+
+        private bool SkipFlush()
+        {
+            if (!_flushWithNext)
+            {
+                return false;
+            }
+
+            _flushWithNext = false;
+            return true;
+        }
 
         public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
 
@@ -213,13 +240,22 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
         public override ValueTask CompleteAsync(Exception? exception = null) => ValueTask.CompletedTask;
 
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) => inner.FlushAsync(cancellationToken);
+        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
+            SkipFlush() ? default : inner.FlushAsync(cancellationToken);
 
         public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
 
         public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
 
-        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default) =>
-            inner.WriteAsync(source, cancellationToken);
+        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
+        {
+            if (!SkipFlush())
+            {
+                return inner.WriteAsync(source, cancellationToken);
+            }
+
+            inner.Write(source.Span);
+            return default;
+        }
     }
 }

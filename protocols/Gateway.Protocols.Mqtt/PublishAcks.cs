@@ -20,12 +20,17 @@ internal sealed class PublishAcks
 {
     // Bounded by the client's own in-flight window (Receive Maximum): it waits for these acks.
     private readonly ConcurrentQueue<(ushort PacketId, Task Committed)> _pending = new();
+    private readonly MqttPacketGuard.MqttOutput? _output;
     private ushort _current;
+    private long _released; // publishes whose interceptor has returned: MQTTnet queues their acks next
+    private long _taken;    // acknowledgements the send loop has taken
+
+    private PublishAcks(MqttPacketGuard.MqttOutput? output) => _output = output;
 
     /// <summary>A fresh instance per connection: a persistent session outlives its connections.</summary>
     public static Task OnConnectedAsync(ClientConnectedEventArgs e)
     {
-        e.SessionItems[typeof(PublishAcks)] = new PublishAcks();
+        e.SessionItems[typeof(PublishAcks)] = new PublishAcks((e.RemoteEndPoint as MqttConnectionEndPoint)?.Output);
         return Task.CompletedTask;
     }
 
@@ -61,19 +66,40 @@ internal sealed class PublishAcks
 
     public void Add(ushort packetId, Task committed) => _pending.Enqueue((packetId, committed));
 
+    /// <summary>The publish interceptor is returning for the last publish added: its
+    /// acknowledgement is about to be queued for the send loop.</summary>
+    public void Released() => Interlocked.Increment(ref _released);
+
     /// <summary>Outbound interceptor, on the connection's send loop (one reader): the commit
     /// the acknowledgement for <paramref name="packetId"/> must wait for, if any.</summary>
-    public static bool TryTakeCommit(IDictionary sessionItems, ushort packetId, [NotNullWhen(true)] out Task? committed)
+    public static bool TryTakeCommit(IDictionary sessionItems, ushort packetId, [NotNullWhen(true)] out PublishAcks? acks, [NotNullWhen(true)] out Task? committed)
     {
-        if (sessionItems[typeof(PublishAcks)] is PublishAcks acks &&
-            acks._pending.TryPeek(out var head) && head.PacketId == packetId &&
-            acks._pending.TryDequeue(out head))
+        if (sessionItems[typeof(PublishAcks)] is PublishAcks found &&
+            found._pending.TryPeek(out var head) && head.PacketId == packetId &&
+            found._pending.TryDequeue(out head))
         {
+            found._taken++;
+            acks = found;
             committed = head.Committed;
             return true;
         }
 
+        acks = null;
         committed = null;
         return false;
+    }
+
+    /// <summary>
+    /// On the send loop, once the acknowledgement just taken may go: when the next one is
+    /// committed and already on its way, this one is flushed with it (one socket write for the
+    /// run of acknowledgements a group commit releases, not one each).
+    /// </summary>
+    public void Sending()
+    {
+        if (_output is not null && Interlocked.Read(ref _released) > _taken &&
+            _pending.TryPeek(out var next) && next.Committed.IsCompletedSuccessfully)
+        {
+            _output.FlushWithNext();
+        }
     }
 }
