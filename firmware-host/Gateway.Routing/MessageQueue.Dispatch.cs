@@ -94,22 +94,112 @@ public sealed partial class MessageQueue
         }
     }
 
-    private void SettleOneLocked(QueueEntry entry, Settlement settlement, ref List<GatewayMessage>? dead)
+    // Tags are issued in order, so "multiple" settles every outstanding tag up to this one; tag 0
+    // means all of them (AMQP 0-9-1 basic.ack). Settled in tag order, and a run of consecutive
+    // log offsets leaves the store in one removal.
+    private int SettleUpToLocked(QueueConsumer consumer, ulong deliveryTag, Settlement settlement, ref List<GatewayMessage>? dead)
+    {
+        var unacked = consumer.Unacked;
+        var last = deliveryTag == 0 || deliveryTag > consumer.LastTagLocked ? consumer.LastTagLocked : deliveryTag;
+        var first = consumer.SettledBelowLocked;
+        if (unacked.Count == 0 || last < first)
+        {
+            return 0;
+        }
+
+        var settled = 0;
+        var trims = new TrimRun(this);
+        if (last - first < (ulong)unacked.Count * 4)
+        {
+            // The usual case: the range is dense, walk it (no allocation, already in order).
+            for (var tag = first; tag <= last; tag++)
+            {
+                if (unacked.Remove(tag, out var entry))
+                {
+                    SettleOneLocked(entry, settlement, ref trims, ref dead);
+                    settled++;
+                }
+            }
+        }
+        else
+        {
+            List<ulong>? tags = null;
+            foreach (var tag in unacked.Keys)
+            {
+                if (tag <= last)
+                {
+                    (tags ??= []).Add(tag);
+                }
+            }
+
+            tags?.Sort();
+            foreach (var tag in tags ?? [])
+            {
+                unacked.Remove(tag, out var entry);
+                SettleOneLocked(entry, settlement, ref trims, ref dead);
+                settled++;
+            }
+        }
+
+        trims.Flush();
+        consumer.SettledBelowLocked = last + 1;
+        return settled;
+    }
+
+    private void SettleOneLocked(QueueEntry entry, Settlement settlement, ref TrimRun trims, ref List<GatewayMessage>? dead)
     {
         switch (settlement)
         {
             case Settlement.Ack:
                 _acknowledged++;
-                _log?.Remove(Name, entry.Seq);
+                trims.Add(entry.Seq);
                 break;
             case Settlement.Requeue:
                 RequeueLocked(entry with { Redelivered = true });
                 break;
             case Settlement.DeadLetter:
                 _acknowledged++;
-                _log?.Remove(Name, entry.Seq);
+                trims.Add(entry.Seq);
                 AddDeadLetterLocked(entry.Message, "rejected", ref dead);
                 break;
+        }
+    }
+
+    // Consecutive offsets settled together, removed from the log as one range.
+    private struct TrimRun(MessageQueue queue)
+    {
+        private long _first;
+        private long _last; // 0: empty (offsets start at 1)
+
+        public void Add(long seq)
+        {
+            if (_last != 0 && seq == _last + 1)
+            {
+                _last = seq;
+                return;
+            }
+
+            Flush();
+            _first = _last = seq;
+        }
+
+        public void Flush()
+        {
+            if (_last == 0 || queue._log is not { } log)
+            {
+                return;
+            }
+
+            if (_first == _last)
+            {
+                log.Remove(queue.Name, _first);
+            }
+            else
+            {
+                log.RemoveRange(queue.Name, _first, _last);
+            }
+
+            _last = 0;
         }
     }
 

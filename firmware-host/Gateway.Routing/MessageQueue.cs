@@ -245,31 +245,13 @@ public sealed partial class MessageQueue
             var settled = 0;
             if (multiple)
             {
-                // Tags are issued in order, so "multiple" settles every outstanding tag up to this
-                // one; tag 0 means all of them (AMQP 0-9-1 basic.ack).
-                List<ulong>? tags = null;
-                foreach (var tag in unacked.Keys)
-                {
-                    if (tag <= deliveryTag || deliveryTag == 0)
-                    {
-                        (tags ??= []).Add(tag);
-                    }
-                }
-
-                if (tags is not null)
-                {
-                    tags.Sort();
-                    foreach (var tag in tags)
-                    {
-                        unacked.Remove(tag, out var entry);
-                        SettleOneLocked(entry, settlement, ref dead);
-                        settled++;
-                    }
-                }
+                settled = SettleUpToLocked(consumer, deliveryTag, settlement, ref dead);
             }
             else if (unacked.Remove(deliveryTag, out var entry))
             {
-                SettleOneLocked(entry, settlement, ref dead);
+                var trims = new TrimRun(this);
+                SettleOneLocked(entry, settlement, ref trims, ref dead);
+                trims.Flush();
                 settled = 1;
             }
 

@@ -65,6 +65,12 @@ public sealed class QueueConsumer : IDisposable
 
     internal Dictionary<ulong, QueueEntry> Unacked => _unacked;
 
+    // Under the queue's lock: the last tag issued, and the tag below which all are settled
+    // (moved by multiple settlements, so theirs walk only the tags still possibly outstanding).
+    internal ulong LastTagLocked => _lastTag;
+
+    internal ulong SettledBelowLocked { get; set; } = 1;
+
     public bool TryRead(out Delivery delivery)
     {
         if (!_channel.Reader.TryRead(out delivery))

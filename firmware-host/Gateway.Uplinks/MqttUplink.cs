@@ -346,8 +346,11 @@ internal sealed partial class MqttUplink
 
     // Confirms in send order; returns Stalled when the oldest publish waits past the bound.
     // The stall bound is watched by StatusAsync, which cancels `stall`: no timer per message.
+    // Publishes already confirmed are acknowledged to the queue together (one settlement, one
+    // removal from the store for the run) before waiting for the next one.
     private async Task<SessionEnd> ConfirmAsync(QueueConsumer consumer, ChannelReader<SentMessage> inFlight, CancellationTokenSource stall, CancellationToken cancellationToken)
     {
+        var confirmed = new ConfirmedRun(consumer);
         try
         {
             while (await inFlight.WaitToReadAsync(cancellationToken))
@@ -363,6 +366,7 @@ internal sealed partial class MqttUplink
                         }
                         else
                         {
+                            confirmed.Ack();
                             Volatile.Write(ref _awaitingSince, sent.SentAt);
                             result = await sent.Publish.WaitAsync(stall.Token);
                             Volatile.Write(ref _awaitingSince, 0);
@@ -388,8 +392,10 @@ internal sealed partial class MqttUplink
                         Interlocked.Exchange(ref _lastConfirmed, _time.GetTimestamp());
                     }
 
-                    consumer.Ack(sent.DeliveryTag);
+                    confirmed.Add(sent.DeliveryTag);
                 }
+
+                confirmed.Ack();
             }
         }
         catch (OperationCanceledException)
@@ -400,8 +406,34 @@ internal sealed partial class MqttUplink
         {
             return SessionEnd.Lost; // the connection went with publishes in flight
         }
+        finally
+        {
+            confirmed.Ack(); // whatever the broker confirmed leaves the queue, however the session ends
+        }
 
         return SessionEnd.Lost; // the pump stopped (switching endpoints)
+    }
+
+    // Deliveries confirmed in order and not yet acknowledged to the queue.
+    private struct ConfirmedRun(QueueConsumer consumer)
+    {
+        private ulong _last;
+        private int _count;
+
+        public void Add(ulong deliveryTag)
+        {
+            _last = deliveryTag;
+            _count++;
+        }
+
+        public void Ack()
+        {
+            if (_count > 0)
+            {
+                consumer.Ack(_last, multiple: _count > 1); // tags are issued and confirmed in order
+                _count = 0;
+            }
+        }
     }
 
     private async Task DeadLetterAsync(SentMessage sent, MqttClientPublishResult result, CancellationToken cancellationToken)

@@ -74,6 +74,31 @@ public sealed class QueueTests : RouterTestBase
     }
 
     [Fact]
+    public void Ack_multiple_after_single_acks_and_requeues_settles_only_what_is_outstanding()
+    {
+        var q = Queue("work");
+        Publish("work", "1", "2", "3", "4", "5", "6", "7", "8");
+        using var consumer = q.AddConsumer(new ConsumerOptions { Prefetch = 6 });
+        var first = ReadDeliveries(consumer); // 1..6
+
+        consumer.Ack(first[1].DeliveryTag);                                // 2
+        consumer.Ack(first[2].DeliveryTag, multiple: true);                // 1, 3
+        consumer.Nack(first[4].DeliveryTag, multiple: false, requeue: true); // 5 back to the queue
+        consumer.Ack(first[5].DeliveryTag, multiple: true);                // 4, 6
+
+        var next = ReadDeliveries(consumer); // refilled as credit came back: 7, 8, then 5 again; nothing else outstanding
+        Assert.Equal(3, consumer.UnackedCount);
+        Assert.Equal(["7", "8", "5"], next.Select(Text));
+        Assert.True(next[2].Redelivered);
+        consumer.Ack(next[1].DeliveryTag, multiple: true); // 7, 8
+        Assert.Equal(1, consumer.UnackedCount);
+        Assert.Equal(RoutingException.PreconditionFailed, Assert.Throws<RoutingException>(() => consumer.Ack(first[5].DeliveryTag, multiple: true)).ReplyCode);
+        consumer.Ack(0, multiple: true);
+        Assert.Equal(0, consumer.UnackedCount);
+        Assert.Equal(0, q.ReadyCount);
+    }
+
+    [Fact]
     public void Ack_multiple_with_tag_zero_settles_everything()
     {
         var q = Queue("work");

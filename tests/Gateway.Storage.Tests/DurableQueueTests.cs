@@ -121,6 +121,40 @@ public sealed class DurableQueueTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Acknowledging_many_at_once_removes_exactly_those_from_disk()
+    {
+        await using (var store = OpenStore())
+        {
+            using var router = new MessageRouter(store: store);
+            var queue = router.DeclareQueue("q", Durable);
+            for (var i = 1; i <= 10; i++)
+            {
+                await router.PublishAsync(Numbered(i), default);
+            }
+
+            using var consumer = queue.AddConsumer(new ConsumerOptions { Prefetch = 8 });
+            var deliveries = new List<Delivery>();
+            while (deliveries.Count < 8 && consumer.TryRead(out var delivery))
+            {
+                deliveries.Add(delivery);
+            }
+
+            Assert.Equal(Enumerable.Range(1, 8), deliveries.Select(Number));
+            consumer.Nack(deliveries[2].DeliveryTag, multiple: false, requeue: true); // 3 stays
+            consumer.Ack(deliveries[4].DeliveryTag, multiple: true);                  // 1, 2, 4, 5
+            consumer.Ack(deliveries[6].DeliveryTag);                                  // 7
+            Assert.Equal(5, await store.CountAsync("q", default)); // removals apply in order, before this count
+        }
+
+        await using (var restarted = OpenStore())
+        {
+            using var router = new MessageRouter(store: restarted);
+            var queue = router.DeclareQueue("q", Durable);
+            Assert.Equal([3, 6, 8, 9, 10], await ConsumeAsync(queue, 5));
+        }
+    }
+
     [Theory]
     [InlineData("drop-head")]
     [InlineData("reject-publish")]
