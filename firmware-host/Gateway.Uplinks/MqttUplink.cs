@@ -430,8 +430,9 @@ internal sealed partial class MqttUplink
         {
             if (_count > 0)
             {
-                consumer.Ack(_last, multiple: _count > 1); // tags are issued and confirmed in order
+                var multiple = _count > 1;
                 _count = 0;
+                consumer.Ack(_last, multiple); // tags are issued and confirmed in order
             }
         }
     }
