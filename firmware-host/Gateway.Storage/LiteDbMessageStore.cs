@@ -21,6 +21,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly StoreOptions _options;
     private readonly ILogger _logger;
     private readonly SegmentLog _log; // writer thread only
+    private readonly StoreLock _lock;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -43,8 +44,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private long _clockSavedAt;
     private volatile bool _lowDisk;
 
-    private LiteDbMessageStore(LiteDatabase database, SegmentLog log, string path, StoreOptions options, ILogger logger)
+    private LiteDbMessageStore(StoreLock storeLock, LiteDatabase database, SegmentLog log, string path, StoreOptions options, ILogger logger)
     {
+        _lock = storeLock;
         _log = log;
         foreach (var queue in log.Queues.Keys)
         {
@@ -91,16 +93,28 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     /// <summary>Appends refused because the disk was under the reserve.</summary>
     public long RefusedLowDisk => Interlocked.Read(ref _refusedLowDisk);
 
-    /// <summary>Opens (or creates) the store; a damaged file is moved aside and what can be read is recovered.</summary>
+    /// <summary>
+    /// Opens (or creates) the store; a damaged file is moved aside and what can be read is
+    /// recovered. Throws <see cref="StoreInUseException"/> while another process has it open.
+    /// </summary>
     public static LiteDbMessageStore Open(StoreOptions options, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         Directory.CreateDirectory(options.DataDirectory);
         var path = System.IO.Path.GetFullPath(System.IO.Path.Combine(options.DataDirectory, options.FileName));
-        var (database, log) = StoreRecovery.OpenOrRecover(path, logger, database => OpenLog(database, logger));
-        var store = new LiteDbMessageStore(database, log, path, options, logger);
-        StoreLog.Opened(logger, path, options.Durability, store.MessageCount, log.Queues.Count);
-        return store;
+        var storeLock = StoreLock.Acquire(path);
+        try
+        {
+            var (database, log) = StoreRecovery.OpenOrRecover(path, logger, database => OpenLog(database, logger));
+            var store = new LiteDbMessageStore(storeLock, database, log, path, options, logger);
+            StoreLog.Opened(logger, path, options.Durability, store.MessageCount, log.Queues.Count);
+            return store;
+        }
+        catch
+        {
+            storeLock.Dispose();
+            throw;
+        }
     }
 
     private static SegmentLog OpenLog(LiteDatabase database, ILogger logger)
@@ -186,6 +200,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
         _log.Dispose();
         _database.Dispose();
+        _lock.Dispose();
     }
 
     private async ValueTask<T> SubmitAsync<T>(StoreOperation<T> operation, CancellationToken cancellationToken)

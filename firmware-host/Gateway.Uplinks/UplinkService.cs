@@ -15,6 +15,7 @@ internal sealed class UplinkService(
     ILoggerFactory loggers,
     IMeterFactory meters,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     MqttAdapter? mqtt = null) : BackgroundService
 {
     private readonly List<MqttUplink> _uplinks = [];
@@ -40,6 +41,21 @@ internal sealed class UplinkService(
         base.Dispose();
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(_uplinks.Select(u => Task.Run(() => u.RunAsync(stoppingToken), CancellationToken.None)));
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        // Connect only once every listener is bound: a gateway that fails to start (its port is
+        // taken, say by another instance) never takes over the cloud session of the one running.
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (lifetime.ApplicationStarted.Register(() => started.TrySetResult()))
+        {
+            await started.Task.WaitAsync(stoppingToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        if (!started.Task.IsCompleted)
+        {
+            return; // stopped before it ever started
+        }
+
+        await Task.WhenAll(_uplinks.Select(u => Task.Run(() => u.RunAsync(stoppingToken), CancellationToken.None)));
+    }
 }

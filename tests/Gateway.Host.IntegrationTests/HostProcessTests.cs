@@ -42,6 +42,53 @@ public sealed partial class HostProcessTests
     }
 
     [Fact]
+    public async Task A_port_in_use_stops_start_up_naming_the_key_before_any_uplink_connects()
+    {
+        using var directory = new TempDirectory();
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        using var cloud = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        cloud.Start();
+        var takenPort = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        var cloudPort = ((System.Net.IPEndPoint)cloud.LocalEndpoint).Port;
+        await using var gateway = StartGateway(
+            directory.Path,
+            $"--Mqtt:Port={takenPort}",
+            "--Http:Port=0",
+            $"--Uplinks:cloud:Endpoints:0=mqtt://127.0.0.1:{cloudPort}",
+            "--Uplinks:cloud:Forward:0:Filter=sensors/#");
+
+        var exitCode = await gateway.WaitForExitAsync();
+
+        Assert.Equal(1, exitCode); // not 2: systemd tries again, the port may come free
+        Assert.Contains($"Mqtt:Port: 127.0.0.1:{takenPort} is already in use", gateway.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Unhandled exception", gateway.Output, StringComparison.Ordinal);
+        Assert.False(cloud.Pending(), "the uplink connected to the cloud although the gateway never started");
+    }
+
+    [Fact]
+    public async Task A_second_gateway_on_the_same_data_directory_is_refused_and_the_first_keeps_working()
+    {
+        using var directory = new TempDirectory();
+        await using var first = StartGateway(directory.Path, "--Mqtt:Port=0", "--Http:Port=0");
+        var port = await MqttPortOfAsync(first);
+
+        await using (var second = StartGateway(directory.Path, "--Mqtt:Port=0", "--Http:Port=0"))
+        {
+            Assert.Equal(1, await second.WaitForExitAsync());
+            Assert.Contains("Storage:DataDirectory: ", second.Output, StringComparison.Ordinal);
+            Assert.Contains($"is in use by another gateway process (pid {first.Id})", second.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", second.Output, StringComparison.Ordinal);
+        }
+
+        await using var client = await MqttTestClient.ConnectAsync(port);
+        await client.SubscribeAsync("still/up");
+        await client.PublishAsync("still/up", "yes");
+        Assert.Equal("yes", MQTTnet.MqttApplicationMessageExtensions.ConvertPayloadToString(await client.ReceiveAsync()));
+        Assert.DoesNotContain("damaged", first.Output, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public async Task Environment_variables_configure_the_gateway()
     {
         using var directory = new TempDirectory();
