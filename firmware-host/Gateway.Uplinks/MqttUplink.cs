@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
-using Gateway.Protocols.Mqtt;
+using Gateway.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.Logging;
 using MQTTnet;
@@ -42,7 +42,7 @@ internal sealed partial class MqttUplink
     private readonly string _primary;
     private readonly X509Certificate2Collection? _trust;
     private readonly X509Certificate2? _clientCertificate;
-    private readonly MqttAdapter? _mqtt; // where a downlinked retained message is kept
+    private readonly IRetainedMessageSink? _retained; // where a downlinked retained message is kept (the MQTT endpoint)
 
     private readonly Lock _stateLock = new();
     private long _forwarded;
@@ -55,9 +55,9 @@ internal sealed partial class MqttUplink
     private volatile bool _notAuthorized;
     private volatile string? _endpoint;
 
-    public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILoggerFactory loggers, TimeProvider time, MqttAdapter? mqtt = null)
+    public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILoggerFactory loggers, TimeProvider time, IRetainedMessageSink? retained = null)
     {
-        _mqtt = mqtt;
+        _retained = retained;
         var logger = loggers.CreateLogger("Gateway.Uplinks." + name);
         _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers), new BatchingClientAdapterFactory());
         Name = name;
@@ -569,10 +569,10 @@ internal sealed partial class MqttUplink
             {
                 var received = MqttMessageMapper.ToGateway(e.ApplicationMessage, Name, null);
                 var message = new GatewayMessage(MessageRouter.AmqTopic, MqttTopics.ToRoutingKey(local), received.Body, received.Properties, new MessageOrigin(OriginProtocol, Name, null));
-                if (e.ApplicationMessage.Retain && _mqtt is not null)
+                if (e.ApplicationMessage.Retain && _retained is not null)
                 {
                     // Retained at the cloud, retained here: a local subscriber that comes later gets it too.
-                    await _mqtt.RetainAsync(local, message, CancellationToken.None);
+                    await _retained.RetainAsync(local, message, CancellationToken.None);
                 }
 
                 await _router.PublishAsync(message, CancellationToken.None); // PUBACK to the cloud once it is routed (and stored)

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -16,7 +15,7 @@ internal sealed class UplinkService(
     IMeterFactory meters,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
-    MqttAdapter? mqtt = null) : BackgroundService
+    IRetainedMessageSink? retained = null) : BackgroundService
 {
     private readonly List<MqttUplink> _uplinks = [];
     private UplinkMetrics? _metrics;
@@ -28,7 +27,7 @@ internal sealed class UplinkService(
         // Queues and bindings exist before any listener takes a publish.
         foreach (var (name, uplink) in options.Value.Links)
         {
-            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers, time, mqtt));
+            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers, time, retained));
         }
 
         _metrics = new UplinkMetrics(meters, this);

@@ -1,4 +1,5 @@
 using System.Collections;
+using Gateway.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -16,7 +17,7 @@ namespace Gateway.Protocols.Mqtt;
 /// MQTT clients want it. The adapter injects each delivery back into MQTTnet, which fans it
 /// out to the matching sessions with their QoS, retain-as-published and no-local options.
 /// </summary>
-public sealed partial class MqttAdapter : IHostedService, IAsyncDisposable
+public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, IAsyncDisposable
 {
     /// <summary>The adapter's own queue; internal, so named outside the user namespace.</summary>
     public const string DeliveryQueue = "gateway.mqtt.deliveries";

@@ -40,7 +40,4 @@ internal static partial class MqttLog
 
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Disconnecting MQTT client {ClientId} after a failed store failed: {Reason}")]
     public static partial void DisconnectFailed(ILogger logger, string clientId, string reason);
-
-    [LoggerMessage(EventId = 1050, Message = "{Source}: {Message}")]
-    public static partial void MqttNet(ILogger logger, LogLevel level, string source, string message, Exception? exception);
 }

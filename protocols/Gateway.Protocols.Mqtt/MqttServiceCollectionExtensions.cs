@@ -1,3 +1,4 @@
+using Gateway.Routing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Routing;
@@ -19,6 +20,7 @@ public static class MqttServiceCollectionExtensions
         services.AddSingleton<GatewayMqttConnectionHandler>();
         services.AddSingleton<MqttAdapter>();
         services.AddHostedService(sp => sp.GetRequiredService<MqttAdapter>());
+        services.AddSingleton<IRetainedMessageSink>(sp => sp.GetRequiredService<MqttAdapter>());
         services.AddConnections();
         return services;
     }

@@ -5,7 +5,7 @@ using MQTTnet;
 using MQTTnet.Packets;
 using MQTTnet.Protocol;
 
-namespace Gateway.Protocols.Mqtt;
+namespace Gateway.Mqtt;
 
 /// <summary>
 /// MQTT application messages ↔ router messages (ARCHITECTURE.md, address mapping): publishes go
@@ -13,7 +13,7 @@ namespace Gateway.Protocols.Mqtt;
 /// user properties map onto the shared properties. QoS 0 is transient, QoS 1 and 2 persistent;
 /// QoS 2 and the retain flag travel as <c>x-mqtt-*</c> headers, as in RabbitMQ's MQTT plugin.
 /// </summary>
-public static class MqttMessageMapper
+internal static class MqttMessageMapper
 {
     public const string QosHeader = "x-mqtt-publish-qos";
     public const string RetainHeader = "x-mqtt-retain";

@@ -2,10 +2,10 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using MQTTnet.Diagnostics.Logger;
 
-namespace Gateway.Protocols.Mqtt;
+namespace Gateway.Mqtt;
 
 /// <summary>Sends MQTTnet's own log lines to <see cref="ILogger"/> under the "MQTTnet" category.</summary>
-public sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNetLogger
+internal sealed partial class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNetLogger
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger("MQTTnet");
 
@@ -34,8 +34,11 @@ public sealed class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNet
         }
 
         var text = parameters is { Length: > 0 } ? string.Format(CultureInfo.InvariantCulture, message, parameters) : message;
-        MqttLog.MqttNet(_logger, mapped, source, text, exception);
+        Log(_logger, mapped, source, text, exception);
     }
+
+    [LoggerMessage(EventId = 1050, Message = "{Source}: {Message}")]
+    private static partial void Log(ILogger logger, LogLevel level, string source, string message, Exception? exception);
 
     private static bool IsClientFault(Exception? exception) => exception is
         MQTTnet.Exceptions.MqttCommunicationException or

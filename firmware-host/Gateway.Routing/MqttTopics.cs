@@ -1,7 +1,8 @@
-namespace Gateway.Protocols.Mqtt;
+namespace Gateway.Routing;
 
 /// <summary>
-/// MQTT topic ↔ AMQP routing key, as RabbitMQ's MQTT plugin maps them: '/' and '.' swap both
+/// The router's address mapping for MQTT (ARCHITECTURE.md), used by the MQTT endpoint and the
+/// MQTT uplinks alike. MQTT topic ↔ AMQP routing key, as RabbitMQ's MQTT plugin maps them: '/' and '.' swap both
 /// ways, and in filters '+' becomes '*' ('#' stays). https://www.rabbitmq.com/docs/mqtt#topic-level-separator-and-wildcards
 /// </summary>
 public static class MqttTopics
