@@ -14,9 +14,10 @@
 # The gateway is the shipped build (the linux-x64 publish profile: self-contained, ReadyToRun)
 # run with the runtime settings of systemd/gateway.service (256 MB heap limit, workstation
 # non-concurrent GC), as installed. Its uplink speaks MQTT 5 (its default) in every part;
-# throughput also runs it with MQTT 3.1.1, the protocol the bridge speaks. mosquitto grants an
-# MQTT 5 client a Receive Maximum of 20 (its max_inflight_messages), which the uplink respects;
-# with 3.1.1 the uplink's own window (Uplinks:*:MaxInFlight, 256) applies.
+# throughput also runs it with MQTT 3.1.1, the protocol the bridge speaks by default, and the
+# bridge with MQTT 5. mosquitto grants an MQTT 5 client a Receive Maximum of 20 (its
+# max_inflight_messages), which the uplink and the bridge respect; with 3.1.1 the uplink's own
+# window (Uplinks:*:MaxInFlight, 256) applies.
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +61,7 @@ start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data
   bridge_pid=$!; pids+=($bridge_pid); wait_port "$port"
 }
 
-start_bridge() { # $1 = port the bridge connects to; sets bridge_pid, port
+start_bridge() { # $1 = port the bridge connects to; $2 = protocol (mqttv311, mqttv50); sets bridge_pid, port
   port=$(free_port); rm -rf "$work/bridge"; mkdir -p "$work/bridge"
   # mosquitto's bridge with its defaults: persistence on (snapshot every 30 min), queue sized
   # like the cloud's so it does not drop during the outage (its default of 1,000 would).
@@ -73,7 +74,7 @@ max_queued_messages 10000000
 connection cloud
 address 127.0.0.1:$1
 clientid bench-bridge
-bridge_protocol_version mqttv311
+bridge_protocol_version ${2:-mqttv311}
 topic load/# out 1 "" site1/
 CONF
   mosquitto -c "$work/bridge.conf" >"$work/bridge.log" 2>&1 &
@@ -92,10 +93,11 @@ for part in "${parts[@]}"; do
   case $part in
   throughput)
     for publishers in 4 50; do
-      for broker in mosquitto-bridge gateway gateway-mqtt311; do
+      for broker in mosquitto-bridge gateway gateway-mqtt311 mosquitto-bridge-mqtt5; do
         case $broker in
           gateway) start_gateway "$cport" ;;
           gateway-mqtt311) start_gateway "$cport" "" 3.1.1 ;;
+          mosquitto-bridge-mqtt5) start_bridge "$cport" mqttv50 ;;
           *) start_bridge "$cport" ;;
         esac
         run_load "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 2>/dev/null
