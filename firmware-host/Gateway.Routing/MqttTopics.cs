@@ -2,8 +2,8 @@ namespace Gateway.Routing;
 
 /// <summary>
 /// The router's address mapping for MQTT (ARCHITECTURE.md), used by the MQTT endpoint and the
-/// MQTT uplinks alike. MQTT topic ↔ AMQP routing key, as RabbitMQ's MQTT plugin maps them: '/' and '.' swap both
-/// ways, and in filters '+' becomes '*' ('#' stays). https://www.rabbitmq.com/docs/mqtt#topic-level-separator-and-wildcards
+/// MQTT uplinks alike. MQTT topic ↔ AMQP routing key, as RabbitMQ's MQTT plugin maps them: '/'
+/// and '.' swap both ways, and in filters '+' becomes '*' ('#' stays). https://www.rabbitmq.com/docs/mqtt#topic-level-separator-and-wildcards
 /// </summary>
 public static class MqttTopics
 {
