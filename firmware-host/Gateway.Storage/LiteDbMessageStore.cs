@@ -14,6 +14,10 @@ namespace Gateway.Storage;
 /// copies them into the data file and fsyncs that, so a writer is told "stored" only once its
 /// group survived that (an fsync of the growing log instead measured slower on ext4). Under
 /// load many appends share one transaction and one flush; each caller still waits for its own.
+/// Removals (messages the cloud confirmed) wait on their own for up to
+/// <see cref="RemovalDelay"/> or <see cref="MaxDeferredRemovals"/> messages and are written
+/// with the next group that writes anyway: a drain then costs a transaction per hundreds of
+/// confirmations, not per PUBACK, and a crash can only deliver those again, never lose one.
 /// </summary>
 public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessageStore, IDefinitionStore, IAsyncDisposable
 {
@@ -31,9 +35,16 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private static readonly TimeSpan DiskCheckInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ClockSaveMinInterval = TimeSpan.FromSeconds(1);
 
+    /// <summary>Removals are written at most this long after the first one not yet written.</summary>
+    internal static readonly TimeSpan RemovalDelay = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Removed messages not yet written are written once there are this many.</summary>
+    internal const int MaxDeferredRemovals = 256;
+
     private readonly TimeProvider _time;
     private readonly ITimer _clockSaver;
     private readonly ITimer _diskWatch;
+    private readonly ITimer _removalWriter;
     private readonly long _openedAt;
     private LiteDatabase _database;
     private TimeSpan _clockAtOpen;
@@ -42,6 +53,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private long _operationCount;
     private long _refusedLowDisk;
     private long _clockSavedAt;
+    private long _deferredSince; // timestamp of the oldest removal not yet written; 0 = none (writer thread)
+    private int _deferredRemovals; // writer thread
+    private bool _writeRemovals; // writer thread
     private volatile bool _lowDisk;
 
     private LiteDbMessageStore(StoreLock storeLock, LiteDatabase database, SegmentLog log, string path, StoreOptions options, ILogger logger)
@@ -72,6 +86,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         _writer.Start();
         _clockSaver = _time.CreateTimer(static state => ((LiteDbMessageStore)state!).Post(new SaveClockOperation()), this, ClockSaveInterval, ClockSaveInterval);
         _diskWatch = _time.CreateTimer(static state => ((LiteDbMessageStore)state!).CheckDisk(), this, DiskCheckInterval, DiskCheckInterval);
+        _removalWriter = _time.CreateTimer(static state => ((LiteDbMessageStore)state!).Post(new WriteRemovalsOperation()), this, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     public string Path { get; }
@@ -186,10 +201,14 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
         await _clockSaver.DisposeAsync();
         await _diskWatch.DisposeAsync();
+        await _removalWriter.DisposeAsync();
         _operations.Writer.TryComplete();
         await _stopped.Task;
         try
         {
+            _database.BeginTrans();
+            _log.Persist(); // removals still deferred
+            _database.Commit();
             SaveClock();
             _database.Checkpoint();
         }
@@ -272,7 +291,22 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                 needsFlush |= effect == StoreEffect.MustFlush;
             }
 
+            if (!needsFlush && DeferRemovals())
+            {
+                _database.Rollback(); // nothing was written
+                Interlocked.Add(ref _operationCount, group.Count);
+                foreach (var operation in group)
+                {
+                    operation.Complete();
+                }
+
+                return;
+            }
+
             _log.Persist();
+            _deferredSince = 0;
+            _deferredRemovals = 0;
+            _writeRemovals = false;
 
             if (writes && _time.GetElapsedTime(_clockSavedAt) >= ClockSaveMinInterval)
             {
@@ -291,6 +325,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         {
             StoreLog.GroupFailed(_logger, group.Count, ex);
             TryRollback();
+            _deferredSince = 0;
+            _deferredRemovals = 0;
             foreach (var operation in group)
             {
                 operation.Fail(ex);
@@ -306,6 +342,30 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         {
             operation.Complete();
         }
+    }
+
+    // True when this group only removed messages (nothing written yet) and those removals may
+    // wait: written with a later group, or when the timer armed here runs a group for them.
+    private bool DeferRemovals()
+    {
+        if (!_log.HasChanges)
+        {
+            return false; // nothing to write (a read-only group commits an empty transaction)
+        }
+
+        if (_writeRemovals || _deferredRemovals >= MaxDeferredRemovals)
+        {
+            return false;
+        }
+
+        if (_deferredSince == 0)
+        {
+            _deferredSince = _time.GetTimestamp();
+            _removalWriter.Change(RemovalDelay, Timeout.InfiniteTimeSpan);
+            return true;
+        }
+
+        return _time.GetElapsedTime(_deferredSince) < RemovalDelay;
     }
 
     // One statfs a second from a timer (and at open); appends only read the flag.

@@ -30,6 +30,7 @@ internal sealed class SegmentLog : IDisposable
     private readonly ILogger _logger;
     private LiteDatabase _database;
     private long _lastId;
+    private bool _appended; // records appended since the last Persist
 
     public SegmentLog(LiteDatabase database, ILogger logger)
     {
@@ -40,6 +41,9 @@ internal sealed class SegmentLog : IDisposable
     public IReadOnlyDictionary<string, QueueSegments> Queues => _queues;
 
     public long MessageCount { get; private set; }
+
+    /// <summary>Something changed since the last <see cref="Persist"/>.</summary>
+    public bool HasChanges => _dirty.Count > 0;
 
     private ILiteCollection<BsonDocument> Headers => _database.GetCollection(SegmentDocuments.Headers);
 
@@ -215,6 +219,7 @@ internal sealed class SegmentLog : IDisposable
         segment.Added(message.Body.Length, length);
         segments.LastOffset = Math.Max(segments.LastOffset, at);
         MarkDirty(segment);
+        _appended = true;
         return at;
     }
 
@@ -275,7 +280,11 @@ internal sealed class SegmentLog : IDisposable
     /// <summary>Up to <paramref name="max"/> messages with offsets in [from, to), in order.</summary>
     public List<StoredMessage> Read(string queue, long from, long to, int max)
     {
-        Persist(); // the records appended in this group are read like the rest
+        if (_appended)
+        {
+            Persist(); // the records appended in this group are read like the rest
+        }
+
         var messages = new List<StoredMessage>(Math.Min(max, 1024));
         if (!_queues.TryGetValue(queue, out var segments) || to <= from)
         {
@@ -382,6 +391,7 @@ internal sealed class SegmentLog : IDisposable
         }
 
         _dirty.Clear();
+        _appended = false;
     }
 
     public void Dispose()
@@ -406,6 +416,7 @@ internal sealed class SegmentLog : IDisposable
         }
 
         _dirty.Clear();
+        _appended = false;
     }
 
     private void MarkDirty(Segment segment)

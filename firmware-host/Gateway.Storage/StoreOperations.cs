@@ -66,8 +66,19 @@ public sealed partial class LiteDbMessageStore
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
             var deleted = store._log.Remove(queue, first, last);
+            store._deferredRemovals += deleted;
             SetResult(deleted > 0);
             return deleted > 0 ? StoreEffect.Wrote : StoreEffect.None;
+        }
+    }
+
+    // Makes the group write the removals deferred so far (RemovalDelay is up).
+    private sealed class WriteRemovalsOperation : StoreOperation<bool>
+    {
+        public override StoreEffect Apply(LiteDbMessageStore store)
+        {
+            store._writeRemovals = true;
+            return StoreEffect.None;
         }
     }
 

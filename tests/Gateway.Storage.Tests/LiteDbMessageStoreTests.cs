@@ -2,6 +2,7 @@ using System.Text;
 using Gateway.Routing;
 using Gateway.TestKit;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Gateway.Storage.Tests;
 
@@ -195,6 +196,47 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.Equal(expected.Select(i => (long)i), read.Select(m => m.Offset));
         Assert.Equal(expected.Select(i => new string('x', i % 300) + i), read.Select(Text));
         Assert.Equal(3001, await reopened.AppendAsync("q", Message("next"), default));
+    }
+
+    [Fact]
+    public async Task Consumed_messages_leave_the_file_within_the_removal_delay_without_further_traffic()
+    {
+        var time = new FakeTimeProvider();
+        await using var store = LiteDbMessageStore.Open(new StoreOptions { DataDirectory = _directory, TimeProvider = time }, _loggerFactory.CreateLogger("store"));
+        for (var i = 1; i <= 10; i++)
+        {
+            await store.AppendAsync("q", Message($"m{i}"), default);
+        }
+
+        store.RemoveRange("q", 1, 4); // the cloud confirmed 1..4
+        Assert.Equal(6, await store.CountAsync("q", default));
+        Assert.Equal(10, await MessagesAfterCrashAsync()); // not written yet: a crash now sends 1..4 again
+
+        var written = store.Groups;
+        time.Advance(LiteDbMessageStore.RemovalDelay); // nothing else happens: the delay alone writes them
+        Assert.True(SpinWait.SpinUntil(() => store.Groups > written, TimeSpan.FromSeconds(30)), "no group was written after the delay");
+        Assert.Equal(6, await MessagesAfterCrashAsync());
+        Assert.Equal(["m5", "m6"], (await store.ReadBatchAsync("q", 0, 2, default)).Select(Text));
+    }
+
+    // What a store opened from the files as they are now would hold (the process killed here).
+    private async Task<long> MessagesAfterCrashAsync()
+    {
+        var image = Directory.CreateTempSubdirectory("gateway-crash-").FullName;
+        try
+        {
+            foreach (var file in Directory.GetFiles(_directory, "gateway*.db"))
+            {
+                File.Copy(file, Path.Combine(image, Path.GetFileName(file)));
+            }
+
+            await using var store = LiteDbMessageStore.Open(new StoreOptions { DataDirectory = image }, _loggerFactory.CreateLogger("image"));
+            return store.MessageCount;
+        }
+        finally
+        {
+            Directory.Delete(image, recursive: true);
+        }
     }
 
     [Fact]
