@@ -33,6 +33,7 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.05; done; }
 rss_mb() { echo "scale=1; $(ps -o rss= -p "$1") / 1024" | bc; }
+peak_rss_mb() { echo "scale=1; $(awk '/^VmHWM/ {print $2}' "/proc/$1/status") / 1024" | bc; }
 
 # The cloud: mosquitto with defaults, except that its queue to our subscriber may hold a whole run.
 cport=$(free_port)
@@ -130,21 +131,22 @@ PY
     run_load gateway-1M-backlog 50 20000 --inflight 64 --idle-seconds 120 >"$work/backlog.json" 2>"$work/backlog.err" &
     loadpid=$!
     until grep -q '^published' "$work/backlog.err" 2>/dev/null; do sleep 1; done
-    sleep 5; buffered=$(rss_mb "$bridge_pid")
+    sleep 5; buffered=$(rss_mb "$bridge_pid"); peak=$(peak_rss_mb "$bridge_pid") # peak: while storing
     # Restart with the backlog on disk: start-up time and memory.
     stop_broker
     t0=$(date +%s%N); start_gateway "$lport" keep; t1=$(date +%s%N)
     sleep 5; restarted=$(rss_mb "$bridge_pid")
     kill -USR2 "$link"
     wait "$loadpid"
-    drained=$(rss_mb "$bridge_pid")
+    sleep 5; drained=$(rss_mb "$bridge_pid")
     python3 - "$work/backlog.json" "$idle" "$buffered" "$drained" "$(du -sm "$work/data" | cut -f1)" "$(head -1 "$work/backlog.err")" \
-      "$restarted" $(( (t1 - t0) / 1000000 )) <<'PY'
+      "$restarted" $(( (t1 - t0) / 1000000 )) "$peak" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 r.update(idle_rss_mb=float(sys.argv[2]), rss_with_backlog_mb=float(sys.argv[3]),
          rss_after_drain_mb=float(sys.argv[4]), data_dir_mb=int(sys.argv[5]), publish=sys.argv[6],
-         rss_after_restart_with_backlog_mb=float(sys.argv[7]), restart_to_listening_ms=int(sys.argv[8]))
+         rss_after_restart_with_backlog_mb=float(sys.argv[7]), restart_to_listening_ms=int(sys.argv[8]),
+         peak_rss_while_storing_mb=float(sys.argv[9]))
 print(json.dumps(r))
 PY
     stop_broker

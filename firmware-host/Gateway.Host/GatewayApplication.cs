@@ -54,6 +54,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, DataDirectoryValidator>();
         builder.Services.AddSingleton<GatewayHealth>();
         builder.Services.AddHostedService<SystemdWatchdog>();
+        builder.Services.AddHostedService<IdleMemoryTrimmer>();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(OpenStore);
         builder.Services.AddSingleton<IRetainedMessageStore>(sp => sp.GetRequiredService<LiteDbMessageStore>());
