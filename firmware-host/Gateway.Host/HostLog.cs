@@ -18,6 +18,6 @@ internal static partial class HostLog
     [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Gateway healthy")]
     public static partial void Healthy(ILogger logger);
 
-    [LoggerMessage(EventId = 120, Level = LogLevel.Debug, Message = "Traffic stopped: GC memory returned, committed {BeforeMb} MB -> {AfterMb} MB (live heap {HeapMb} MB)")]
-    public static partial void MemoryTrimmed(ILogger logger, long beforeMb, long afterMb, long heapMb);
+    [LoggerMessage(EventId = 120, Level = LogLevel.Debug, Message = "Traffic stopped: GC memory returned, committed {BeforeMb} MB -> {AfterMb} MB (live heap {HeapMb} MB) in {Ms:F1} ms")]
+    public static partial void MemoryTrimmed(ILogger logger, long beforeMb, long afterMb, long heapMb, double ms);
 }
