@@ -280,7 +280,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     private void RunGroup(List<StoreOperation> group)
     {
-        bool writes = false, needsFlush = false;
+        bool writes = false, needsFlush = false, deferred;
         try
         {
             _database.BeginTrans();
@@ -291,32 +291,25 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                 needsFlush |= effect == StoreEffect.MustFlush;
             }
 
-            if (!needsFlush && DeferRemovals())
+            deferred = !needsFlush && DeferRemovals();
+            if (deferred)
             {
                 _database.Rollback(); // nothing was written
-                Interlocked.Add(ref _operationCount, group.Count);
-                foreach (var operation in group)
+            }
+            else
+            {
+                _log.Persist();
+                ForgetDeferredRemovals();
+                if (writes && _time.GetElapsedTime(_clockSavedAt) >= ClockSaveMinInterval)
                 {
-                    operation.Complete();
+                    SaveClock(); // at most once a second: a crash loses under a second of message age
                 }
 
-                return;
-            }
-
-            _log.Persist();
-            _deferredSince = 0;
-            _deferredRemovals = 0;
-            _writeRemovals = false;
-
-            if (writes && _time.GetElapsedTime(_clockSavedAt) >= ClockSaveMinInterval)
-            {
-                SaveClock(); // at most once a second: a crash loses under a second of message age
-            }
-
-            _database.Commit();
-            if (needsFlush && _options.Durability == StoreDurability.Durable)
-            {
-                _database.Checkpoint();
+                _database.Commit();
+                if (needsFlush && _options.Durability == StoreDurability.Durable)
+                {
+                    _database.Checkpoint();
+                }
             }
         }
 #pragma warning disable CA1031 // Whatever LiteDB throws fails this group's callers; the writer thread must live on.
@@ -325,8 +318,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         {
             StoreLog.GroupFailed(_logger, group.Count, ex);
             TryRollback();
-            _deferredSince = 0;
-            _deferredRemovals = 0;
+            ForgetDeferredRemovals(); // Reload reads them back as they are on disk
             foreach (var operation in group)
             {
                 operation.Fail(ex);
@@ -336,12 +328,23 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
             return;
         }
 
-        Interlocked.Increment(ref _groups);
+        if (!deferred)
+        {
+            Interlocked.Increment(ref _groups);
+        }
+
         Interlocked.Add(ref _operationCount, group.Count);
         foreach (var operation in group)
         {
             operation.Complete();
         }
+    }
+
+    private void ForgetDeferredRemovals()
+    {
+        _deferredSince = 0;
+        _deferredRemovals = 0;
+        _writeRemovals = false;
     }
 
     // True when this group only removed messages (nothing written yet) and those removals may
