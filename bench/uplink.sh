@@ -2,26 +2,30 @@
 # Store and forward, measured: sensors → gateway uplink → mosquitto ("the cloud") against
 # sensors → mosquitto bridge → mosquitto, same machine, same load tool, QoS 1, 256-byte payloads.
 #
-#   bench/uplink.sh [throughput] [outage] [backlog]      (default: all three)
+#   bench/uplink.sh [throughput] [outage] [inflight] [backlog]      (default: all four)
 #
 # throughput  4 and 50 publishers, rate delivered at the cloud subscriber.
 # outage      2,000 msg/s; the link goes down for 60 s (bench/link.py refuses and resets
 #             connections); then: how long after the link accepts connections again the first
-#             backlog message reaches the cloud, and the rate the backlog drains at.
+#             backlog message reaches the cloud, and the rate the backlog drains at. The bridge
+#             speaks MQTT 3.1.1 (its default), the gateway MQTT 5 and then 3.1.1.
+# inflight    bridge and gateway with MQTT 5, through a link that reads the packets: the Receive
+#             Maximum the cloud granted and the most publishes each had unconfirmed.
 # backlog     gateway only: 1,000,000 messages buffered with the link down; RSS idle and with the
 #             backlog on disk, a restart with it (start-up time, RSS), then the drain of all of it
 #             once the link returns.
 # The gateway is the shipped build (the linux-x64 publish profile: self-contained, ReadyToRun)
 # run with the runtime settings of systemd/gateway.service (256 MB heap limit, workstation
-# non-concurrent GC), as installed. Its uplink speaks MQTT 5 (its default) in every part;
-# throughput also runs it with MQTT 3.1.1, the protocol the bridge speaks by default, and the
-# bridge with MQTT 5. mosquitto grants an MQTT 5 client a Receive Maximum of 20 (its
-# max_inflight_messages), which the uplink and the bridge respect; with 3.1.1 the uplink's own
-# window (Uplinks:*:MaxInFlight, 256) applies.
+# non-concurrent GC), as installed. Its uplink speaks MQTT 5 (its default) unless a part says
+# otherwise; throughput also runs it with MQTT 3.1.1, the protocol the bridge speaks by default,
+# and the bridge with MQTT 5. mosquitto grants an MQTT 5 client a Receive Maximum of 20 (its
+# max_inflight_messages): the uplink keeps to it, mosquitto 2.0.11's bridge does not (the
+# inflight part counts both). With 3.1.1 the uplink's own window (Uplinks:*:MaxInFlight, 256)
+# applies.
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(throughput outage backlog)
+parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(throughput outage inflight backlog)
 
 command -v mosquitto >/dev/null || { echo "uplink.sh: needs mosquitto (apt-get install mosquitto)" >&2; exit 1; }
 dotnet build bench/Gateway.LoadTool -c Release --nologo -v q >/dev/null
@@ -107,8 +111,12 @@ for part in "${parts[@]}"; do
     done
     ;;
   outage)
-    for broker in mosquitto-bridge gateway; do
-      if [ "$broker" = gateway ]; then start_gateway "$lport"; else start_bridge "$lport"; fi
+    for broker in mosquitto-bridge gateway gateway-mqtt311; do
+      case $broker in
+        gateway) start_gateway "$lport" ;;
+        gateway-mqtt311) start_gateway "$lport" "" 3.1.1 ;;
+        *) start_bridge "$lport" ;;
+      esac
       # 2,000 msg/s for 100 s from 4 publishers; the link is down from 20 s to 80 s.
       run_load "$broker" 4 50000 --rate 2000 --idle-seconds 90 >"$work/outage.json" 2>/dev/null &
       loadpid=$!
@@ -122,6 +130,26 @@ r["first_backlog_after_link_up_ms"] = r["gap_end_unix_ms"] - up
 print(json.dumps(r))
 PY
       stop_broker
+    done
+    ;;
+  inflight)
+    # How many publishes each keeps unconfirmed against what the cloud grants. A second link
+    # that reads the MQTT packets going through it (bench/link.py --count-inflight) prints,
+    # per connection, the Receive Maximum in the cloud's CONNACK and the most in flight.
+    iport=$(free_port)
+    python3 bench/link.py "$iport" "$cport" --count-inflight >"$work/inflight.log" & pids+=($!)
+    wait_port "$iport"
+    for broker in mosquitto-bridge-mqtt5 gateway; do
+      if [ "$broker" = gateway ]; then start_gateway "$iport"; else start_bridge "$iport" mqttv50; fi
+      run_load "$broker" 4 25000 >"$work/inflight.json" 2>/dev/null
+      lines=$(wc -l <"$work/inflight.log")
+      stop_broker
+      until [ "$(wc -l <"$work/inflight.log")" -gt "$lines" ]; do sleep 0.1; done # the link reports the closed connection
+      python3 - "$work/inflight.json" "$(tail -1 "$work/inflight.log")" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); r.update(json.loads(sys.argv[2]))
+print(json.dumps({k: r[k] for k in ("broker", "delivery_rate", "lost", "receive_maximum_granted", "max_in_flight", "publishes") if k in r}))
+PY
     done
     ;;
   backlog)
@@ -151,6 +179,6 @@ print(json.dumps(r))
 PY
     stop_broker
     ;;
-  *) echo "uplink.sh: unknown part '$part' (throughput, outage, backlog)" >&2; exit 2 ;;
+  *) echo "uplink.sh: unknown part '$part' (throughput, outage, inflight, backlog)" >&2; exit 2 ;;
   esac
 done
