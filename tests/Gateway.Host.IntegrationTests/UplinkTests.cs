@@ -123,6 +123,26 @@ public sealed class UplinkTests(ITestOutputHelper output)
         await WaitFor.ConditionAsync(() => State(gateway) == LinkState.Connected, "the uplink to report connected");
     }
 
+    [Fact]
+    public async Task The_uplink_never_has_more_publishes_unconfirmed_than_the_cloud_grants()
+    {
+        // mosquitto grants an MQTT 5 client its max_inflight_messages as Receive Maximum; the
+        // proxy counts the uplink's unconfirmed publishes from the packets passing through it.
+        await using var broker = await MosquittoBroker.StartAsync(true, "max_inflight_messages 5");
+        await using var cloud = await CloudSubscriber.StartAsync(broker, "cloud/#");
+        await using var link = new TcpProxy(broker.Port) { Mode = ProxyMode.Refuse };
+        await using var gateway = await TestGateway.StartAsync(Uplink(link.Url));
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+
+        await PublishAsync(sensor, 1, 300); // a backlog: the uplink has more to send than it may
+        link.Mode = ProxyMode.Forward;
+        await cloud.WaitForNumbersAsync(Enumerable.Range(1, 300));
+
+        Assert.Equal(5, link.GrantedReceiveMaximum);
+        Assert.InRange(link.MaxInFlight, 2, 5); // a window, kept to the grant
+        cloud.AssertComplete(Enumerable.Range(1, 300), maxDuplicates: 0);
+    }
+
     [Theory]
     [InlineData("drop-head")]
     [InlineData("reject-publish")]

@@ -28,6 +28,8 @@ public sealed class TcpProxy : IAsyncDisposable
     private readonly Task _accepting;
     private volatile ProxyMode _mode;
     private int _connections;
+    private int _maxInFlight;
+    private int _grantedReceiveMaximum = -1;
 
     public TcpProxy(int targetPort)
     {
@@ -42,6 +44,15 @@ public sealed class TcpProxy : IAsyncDisposable
 
     /// <summary>Connections accepted so far.</summary>
     public int Connections => Volatile.Read(ref _connections);
+
+    /// <summary>
+    /// The most QoS 1/2 publishes a client had sent through the proxy in Forward mode that the
+    /// broker had not yet acknowledged (PUBACK or PUBREC), over every connection.
+    /// </summary>
+    public int MaxInFlight => Volatile.Read(ref _maxInFlight);
+
+    /// <summary>Receive Maximum in the broker's last CONNACK: null with none seen or MQTT 3.1.1, 65,535 when an MQTT 5 broker leaves it out.</summary>
+    public int? GrantedReceiveMaximum => Volatile.Read(ref _grantedReceiveMaximum) is >= 0 and var granted ? granted : null;
 
     /// <summary>Applies to connections open now and later ones; a blackholed connection stays dead, new ones forward again after <see cref="Mode"/> is reset.</summary>
     public ProxyMode Mode
@@ -97,8 +108,9 @@ public sealed class TcpProxy : IAsyncDisposable
             }
 
             var dead = new StrongBox<bool>();
-            _ = PumpAsync(client, server, fromBroker: false, dead);
-            _ = PumpAsync(server, client, fromBroker: true, dead);
+            var inFlight = new StrongBox<int>();
+            _ = PumpAsync(client, server, fromBroker: false, dead, inFlight);
+            _ = PumpAsync(server, client, fromBroker: true, dead, inFlight);
         }
     }
 
@@ -107,10 +119,11 @@ public sealed class TcpProxy : IAsyncDisposable
         public T? Value { get; set; }
     }
 
-    private async Task PumpAsync(Socket from, Socket to, bool fromBroker, StrongBox<bool> dead)
+    private async Task PumpAsync(Socket from, Socket to, bool fromBroker, StrongBox<bool> dead, StrongBox<int> inFlight)
     {
         var buffer = new byte[64 * 1024];
         var packets = new MqttPacketSplitter();
+        var counted = new MqttPacketSplitter();
         try
         {
             while (true)
@@ -146,6 +159,11 @@ public sealed class TcpProxy : IAsyncDisposable
                 }
 
                 packets.Reset();
+                foreach (var packet in counted.Split(buffer.AsSpan(0, read)))
+                {
+                    Count(packet, fromBroker, inFlight);
+                }
+
                 await to.SendAsync(buffer.AsMemory(0, read), _stop.Token);
             }
         }
@@ -155,7 +173,92 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    // Cuts the broker's byte stream into whole MQTT packets (fixed header + remaining length).
+    private void Count(byte[] packet, bool fromBroker, StrongBox<int> inFlight)
+    {
+        var type = packet[0] >> 4;
+        if (!fromBroker && type == 3 && (packet[0] & 0x06) != 0)
+        {
+            int now;
+            lock (inFlight)
+            {
+                now = ++inFlight.Value;
+            }
+
+            int max;
+            while (now > (max = Volatile.Read(ref _maxInFlight)) && Interlocked.CompareExchange(ref _maxInFlight, now, max) != max)
+            {
+            }
+        }
+        else if (fromBroker && type is 4 or 5)
+        {
+            lock (inFlight)
+            {
+                inFlight.Value--;
+            }
+        }
+        else if (fromBroker && type == 2)
+        {
+            Volatile.Write(ref _grantedReceiveMaximum, ReceiveMaximum(packet));
+        }
+    }
+
+    // -1 for a CONNACK without properties (MQTT 3.1.1).
+    private static int ReceiveMaximum(byte[] connack)
+    {
+        var i = 1;
+        var remaining = ReadVariableInt(connack, ref i);
+        if (remaining <= 2)
+        {
+            return -1;
+        }
+
+        i += 2; // acknowledge flags, reason code
+        var end = ReadVariableInt(connack, ref i);
+        end += i;
+        while (i < end)
+        {
+            var id = connack[i++];
+            switch (id)
+            {
+                case 0x21:
+                    return (connack[i] << 8) | connack[i + 1];
+                case 0x01 or 0x17 or 0x19 or 0x24 or 0x25 or 0x28 or 0x29 or 0x2A:
+                    i += 1;
+                    break;
+                case 0x13 or 0x22 or 0x23:
+                    i += 2;
+                    break;
+                case 0x02 or 0x11 or 0x18 or 0x27:
+                    i += 4;
+                    break;
+                case 0x26: // user property: two strings
+                    i += 2 + ((connack[i] << 8) | connack[i + 1]);
+                    i += 2 + ((connack[i] << 8) | connack[i + 1]);
+                    break;
+                default: // strings and binary data
+                    i += 2 + ((connack[i] << 8) | connack[i + 1]);
+                    break;
+            }
+        }
+
+        return 65535; // MQTT 5 without the property: the protocol's default
+    }
+
+    private static int ReadVariableInt(byte[] data, ref int index)
+    {
+        int value = 0, shift = 0;
+        byte b;
+        do
+        {
+            b = data[index++];
+            value |= (b & 0x7F) << shift;
+            shift += 7;
+        }
+        while ((b & 0x80) != 0);
+        return value;
+    }
+
+    // Cuts a byte stream into whole MQTT packets (fixed header + remaining length).
     private sealed class MqttPacketSplitter
     {
         private readonly List<byte> _pending = [];
