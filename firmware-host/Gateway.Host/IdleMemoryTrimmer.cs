@@ -12,7 +12,7 @@ namespace Gateway.Host;
 /// </summary>
 internal sealed class IdleMemoryTrimmer(TimeProvider time, ILogger<IdleMemoryTrimmer> logger) : BackgroundService
 {
-    internal static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(2);
 
     /// <summary>An interval allocating more than this is busy; one allocating less is quiet.</summary>
     private const long BusyBytes = 8 * 1024 * 1024;
