@@ -13,10 +13,13 @@ namespace Gateway.Uplinks;
 /// <summary>
 /// The uplink's TCP channel. MQTTnet's own channel makes one socket write per packet and one
 /// socket read per header and body; draining a backlog that is a syscall per few hundred bytes
-/// both ways. This one queues writes and sends everything queued in one write from a flush loop
-/// (the packets of a whole in-flight window usually leave together), and reads through a
-/// 64 KiB buffer. A write error is reported by the next write; the read side sees the dead
-/// socket anyway, so MQTTnet notices a lost connection as before.
+/// both ways. This one queues writes and sends everything queued in one write (the packets of a
+/// whole in-flight window usually leave together), and reads through a 64 KiB buffer.
+/// What the connection's read loop writes while it handles its input (the publishes that the
+/// acknowledgements in it made room for) is sent by the read loop itself when it has handled
+/// all of it, before it waits for more; what other threads write is sent by a flush loop on the
+/// thread pool. A write error is reported by the next write; the read side sees the dead socket
+/// anyway, so MQTTnet notices a lost connection as before.
 /// </summary>
 internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
 {
@@ -28,10 +31,11 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
     private readonly byte[] _readBuffer = new byte[ReadBufferSize];
     private ArrayBufferWriter<byte> _queued = new(16 * 1024);
     private ArrayBufferWriter<byte> _sending = new(16 * 1024);
-    private Task _flushing = Task.CompletedTask;
+    private TaskCompletionSource? _flushing; // under _sync: set while a flush runs
     private Exception? _writeError;
     private int _readOffset;
     private int _readCount;
+    private int _readerThread; // the thread handling input just read; 0 while the read loop waits
 
     public BatchingMqttChannel(MqttClientOptions options) => _inner = new MqttTcpChannel(options);
 
@@ -50,7 +54,7 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
         Task flushing;
         lock (_sync)
         {
-            flushing = _flushing;
+            flushing = _flushing?.Task ?? Task.CompletedTask;
         }
 
         await flushing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing); // a DISCONNECT queued last goes out
@@ -61,6 +65,8 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
     {
         if (_readCount == 0)
         {
+            Volatile.Write(ref _readerThread, 0);
+            _ = FlushAsync(yieldFirst: false); // what handling the last input queued leaves now, from here, without waiting for the peer
             if (count >= ReadBufferSize)
             {
                 return await _inner.ReadAsync(buffer, offset, count, cancellationToken);
@@ -78,6 +84,7 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
         Buffer.BlockCopy(_readBuffer, _readOffset, buffer, offset, n);
         _readOffset += n;
         _readCount -= n;
+        Volatile.Write(ref _readerThread, Environment.CurrentManagedThreadId);
         return n;
     }
 
@@ -95,26 +102,45 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
                 _queued.Write(segment.Span);
             }
 
-            if (_flushing.IsCompleted)
+            var over = _queued.WrittenCount > MaxQueuedBytes;
+            if (_flushing is null && (over || Volatile.Read(ref _readerThread) != Environment.CurrentManagedThreadId))
             {
-                _flushing = FlushLoopAsync();
+                _ = FlushAsync(yieldFirst: true); // returns at its first await: nothing is sent under the lock
             }
 
-            return _queued.WrittenCount > MaxQueuedBytes ? _flushing.WaitAsync(cancellationToken) : Task.CompletedTask;
+            return over && _flushing is { } flushing ? flushing.Task.WaitAsync(cancellationToken) : Task.CompletedTask;
         }
     }
 
     public void Dispose() => _inner.Dispose();
 
-    private async Task FlushLoopAsync()
+    // Sends everything queued, until nothing is; one flush at a time.
+    private async Task FlushAsync(bool yieldFirst)
     {
-        await Task.Yield(); // let the writer queue the rest of its burst first
+        TaskCompletionSource flushing;
+        lock (_sync)
+        {
+            if (_flushing is not null || _queued.WrittenCount == 0)
+            {
+                return;
+            }
+
+            _flushing = flushing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        if (yieldFirst)
+        {
+            await Task.Yield(); // let the writer queue the rest of its burst first
+        }
+
         while (true)
         {
             lock (_sync)
             {
                 if (_queued.WrittenCount == 0)
                 {
+                    _flushing = null;
+                    flushing.SetResult();
                     return;
                 }
 
@@ -133,6 +159,8 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
                 {
                     _writeError = ex;
                     _queued.ResetWrittenCount();
+                    _flushing = null;
+                    flushing.SetResult();
                 }
 
                 return;
@@ -145,17 +173,26 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
     }
 }
 
-/// <summary>Builds MQTTnet client adapters over <see cref="BatchingMqttChannel"/>.</summary>
+/// <summary>
+/// Builds the uplink's MQTTnet client adapters over <see cref="BatchingMqttChannel"/>. One per
+/// uplink, which connects one client at a time: <see cref="Last"/> is its current connection's.
+/// </summary>
 internal sealed class BatchingClientAdapterFactory : IMqttClientAdapterFactory
 {
+    private UplinkChannelAdapter? _last;
+
+    public UplinkChannelAdapter? Last => Volatile.Read(ref _last);
+
     public IMqttChannelAdapter CreateClientAdapter(MqttClientOptions options, MqttPacketInspector packetInspector, IMqttNetLogger logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         var formatter = new MqttPacketFormatterAdapter(options.ProtocolVersion, new MqttBufferWriter(options.WriterBufferSize, options.WriterBufferSizeMax));
-        return new MqttChannelAdapter(new BatchingMqttChannel(options), formatter, logger)
+        var adapter = new UplinkChannelAdapter(new MqttChannelAdapter(new BatchingMqttChannel(options), formatter, logger)
         {
             AllowPacketFragmentation = options.AllowPacketFragmentation,
             PacketInspector = packetInspector,
-        };
+        });
+        Volatile.Write(ref _last, adapter);
+        return adapter;
     }
 }

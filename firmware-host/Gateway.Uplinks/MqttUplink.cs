@@ -2,7 +2,6 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using Gateway.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.Logging;
@@ -38,6 +37,7 @@ internal sealed partial class MqttUplink
     private readonly TimeProvider _time;
     private readonly UplinkEndpoint[] _endpoints;
     private readonly MqttClientFactory _factory;
+    private readonly BatchingClientAdapterFactory _adapters = new();
     private readonly string _clientId;
     private readonly string _primary;
     private readonly X509Certificate2Collection? _trust;
@@ -59,7 +59,7 @@ internal sealed partial class MqttUplink
     {
         _retained = retained;
         var logger = loggers.CreateLogger("Gateway.Uplinks." + name);
-        _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers), new BatchingClientAdapterFactory());
+        _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers), _adapters);
         Name = name;
         _options = options;
         _router = router;
@@ -245,15 +245,18 @@ internal sealed partial class MqttUplink
 
         UplinkLog.Connected(_logger, Name, _endpoint, window); // once downlinks are subscribed: ready both ways
 
-        var inFlight = Channel.CreateBounded<SentMessage>(new BoundedChannelOptions(window) { SingleReader = true, SingleWriter = true });
         var consumer = Queue.AddConsumer(new ConsumerOptions { Prefetch = window, Tag = "uplink:" + Name });
+        var adapter = _adapters.Last!;
+        var publishes = new PublishWindow(this, adapter, consumer, window, session.Token);
+        adapter.PublishWindow = publishes;
         SessionEnd end;
         try
         {
             SetState();
-            var pump = PumpAsync(client, consumer, inFlight.Writer, sending.Token);
+            using var stopSending = sending.Token.Register(publishes.StopSending);
+            var pump = PumpAsync(publishes, consumer, session.Token);
             using var stall = CancellationTokenSource.CreateLinkedTokenSource(session.Token);
-            var confirm = ConfirmAsync(consumer, inFlight.Reader, stall, session.Token);
+            var confirm = ConfirmAsync(publishes, stall, session.Token);
             var keepAlive = KeepAliveAsync(client, session.Token);
             var primary = index > 0 ? WatchPrimaryAsync(session.Token) : Task.Delay(Timeout.Infinite, session.Token);
             var status = StatusAsync(stall, session.Token);
@@ -284,6 +287,8 @@ internal sealed partial class MqttUplink
         finally
         {
             // Everything not confirmed goes back to the queue, in order, flagged redelivered.
+            await publishes.CloseAsync();
+            adapter.PublishWindow = null;
             consumer.Dispose();
             client.ApplicationMessageReceivedAsync -= OnDownlinkAsync;
             client.DisconnectedAsync -= onDisconnected;
@@ -301,102 +306,44 @@ internal sealed partial class MqttUplink
         return end;
     }
 
-    private readonly record struct SentMessage(ulong DeliveryTag, GatewayMessage Message, string Topic, Task<MqttClientPublishResult> Publish, long SentAt);
-
-    private async Task PumpAsync(IMqttClient client, QueueConsumer consumer, ChannelWriter<SentMessage> inFlight, CancellationToken cancellationToken)
+    // Wakes the window when messages arrive while it has room and nothing to send; with the
+    // window full, the broker's acknowledgements drive the sends.
+    private static async Task PumpAsync(PublishWindow publishes, QueueConsumer consumer, CancellationToken cancellationToken)
     {
-        var limiter = _options.DrainRate > 0 ? new RateLimiter(_options.DrainRate, _time) : null;
         try
         {
-            while (await consumer.WaitToReadAsync(cancellationToken))
+            while (await publishes.WaitStarvedAsync(cancellationToken))
             {
-                while (consumer.TryRead(out var delivery))
+                if (!await consumer.WaitToReadAsync(cancellationToken))
                 {
-                    if (limiter is not null)
-                    {
-                        await limiter.WaitAsync(cancellationToken);
-                    }
-
-                    var message = ToRemote(delivery.Message);
-                    var publish = client.PublishAsync(message, CancellationToken.None);
-                    Interlocked.Increment(ref _inFlight);
-                    await inFlight.WriteAsync(new SentMessage(delivery.DeliveryTag, delivery.Message, message.Topic, publish, _time.GetTimestamp()), cancellationToken);
+                    publishes.StopSending(); // the queue is gone
+                    return;
                 }
+
+                publishes.Drive();
             }
         }
         catch (OperationCanceledException)
         {
-            // Session over or switching endpoints.
-        }
-        catch (MqttCommunicationException)
-        {
-            // The link went down between two publishes; the session reports it as lost and requeues.
-        }
-#pragma warning disable CA1031 // Logged; the session ends and everything unconfirmed is requeued.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            UplinkLog.SendFailed(_logger, Name, ex);
-        }
-        finally
-        {
-            inFlight.TryComplete();
+            // Session over.
         }
     }
 
-    // Confirms in send order; returns Stalled when the oldest publish waits past the bound.
-    // The stall bound is watched by StatusAsync, which cancels `stall`: no timer per message.
-    // Publishes already confirmed are acknowledged to the queue together (one settlement, one
-    // removal from the store for the run) before waiting for the next one.
-    private async Task<SessionEnd> ConfirmAsync(QueueConsumer consumer, ChannelReader<SentMessage> inFlight, CancellationTokenSource stall, CancellationToken cancellationToken)
+    // Returns Stalled when the oldest publish waits past the bound (StatusAsync watches it and
+    // cancels `stall`: no timer per message), Lost when the connection or a send fails, or when
+    // sending was stopped and everything in flight is confirmed.
+    private async Task<SessionEnd> ConfirmAsync(PublishWindow publishes, CancellationTokenSource stall, CancellationToken cancellationToken)
     {
-        var confirmed = new ConfirmedRun(consumer);
         try
         {
-            while (await inFlight.WaitToReadAsync(cancellationToken))
-            {
-                while (inFlight.TryRead(out var sent))
-                {
-                    MqttClientPublishResult result;
-                    try
-                    {
-                        if (sent.Publish.IsCompleted)
-                        {
-                            result = await sent.Publish;
-                        }
-                        else
-                        {
-                            confirmed.Ack();
-                            Volatile.Write(ref _awaitingSince, sent.SentAt);
-                            result = await sent.Publish.WaitAsync(stall.Token);
-                            Volatile.Write(ref _awaitingSince, 0);
-                        }
-                    }
-                    catch (Exception ex) when ((ex is OperationCanceledException && stall.IsCancellationRequested && !cancellationToken.IsCancellationRequested) || ex is MqttCommunicationTimedOutException)
-                    {
-                        _stalled = true;
-                        UplinkLog.Stalled(_logger, Name, _endpoint ?? "?", _options.StallTimeout.TotalSeconds, InFlight);
-                        SetState();
-                        return SessionEnd.Stalled;
-                    }
-
-                    Interlocked.Decrement(ref _inFlight);
-                    if ((int)result.ReasonCode >= 0x80)
-                    {
-                        await DeadLetterAsync(sent, result, CancellationToken.None);
-                    }
-                    else
-                    {
-                        _stalled = false; // stalled until the broker confirms something again
-                        Interlocked.Increment(ref _forwarded);
-                        Interlocked.Exchange(ref _lastConfirmed, _time.GetTimestamp());
-                    }
-
-                    confirmed.Add(sent.DeliveryTag);
-                }
-
-                confirmed.Ack();
-            }
+            return await publishes.Completion.WaitAsync(stall.Token);
+        }
+        catch (OperationCanceledException) when (stall.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            _stalled = true;
+            UplinkLog.Stalled(_logger, Name, _endpoint ?? "?", _options.StallTimeout.TotalSeconds, InFlight);
+            SetState();
+            return SessionEnd.Stalled;
         }
         catch (OperationCanceledException)
         {
@@ -406,47 +353,18 @@ internal sealed partial class MqttUplink
         {
             return SessionEnd.Lost; // the connection went with publishes in flight
         }
-        finally
-        {
-            confirmed.Ack(); // whatever the broker confirmed leaves the queue, however the session ends
-        }
-
-        return SessionEnd.Lost; // the pump stopped (switching endpoints)
     }
 
-    // Deliveries confirmed in order and not yet acknowledged to the queue.
-    private struct ConfirmedRun(QueueConsumer consumer)
-    {
-        private ulong _last;
-        private int _count;
-
-        public void Add(ulong deliveryTag)
-        {
-            _last = deliveryTag;
-            _count++;
-        }
-
-        public void Ack()
-        {
-            if (_count > 0)
-            {
-                var multiple = _count > 1;
-                _count = 0;
-                consumer.Ack(_last, multiple); // tags are issued and confirmed in order
-            }
-        }
-    }
-
-    private async Task DeadLetterAsync(SentMessage sent, MqttClientPublishResult result, CancellationToken cancellationToken)
+    private async Task DeadLetterAsync(GatewayMessage message, string topic, int reasonCode, string? reasonString, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref _cloudRejected);
-        var reason = $"{result.ReasonCode} (0x{(int)result.ReasonCode:x2}){(string.IsNullOrEmpty(result.ReasonString) ? string.Empty : ": " + result.ReasonString)}";
-        UplinkLog.Rejected(_logger, Name, sent.Topic, reason, DeadLetterQueue.Name);
-        var headers = sent.Message.Properties.Headers is { } original ? new Dictionary<string, object?>(original) : new Dictionary<string, object?>(3);
+        var reason = $"{(MqttClientPublishReasonCode)reasonCode} (0x{reasonCode:x2}){(string.IsNullOrEmpty(reasonString) ? string.Empty : ": " + reasonString)}";
+        UplinkLog.Rejected(_logger, Name, topic, reason, DeadLetterQueue.Name);
+        var headers = message.Properties.Headers is { } original ? new Dictionary<string, object?>(original) : new Dictionary<string, object?>(3);
         headers["x-uplink"] = Name;
-        headers["x-uplink-topic"] = sent.Topic;
+        headers["x-uplink-topic"] = topic;
         headers["x-uplink-reason"] = reason;
-        var copy = sent.Message.Readdress(string.Empty, DeadLetterQueue.Name, sent.Message.Properties with { Headers = headers });
+        var copy = message.Readdress(string.Empty, DeadLetterQueue.Name, message.Properties with { Headers = headers });
         await _router.PublishAsync(copy, cancellationToken);
     }
 
@@ -601,6 +519,23 @@ internal sealed partial class MqttUplink
                 mqtt.Retain = rule.Retain;
                 break;
             }
+        }
+
+        if (mqtt.QualityOfServiceLevel == MqttQualityOfServiceLevel.ExactlyOnce)
+        {
+            mqtt.QualityOfServiceLevel = MqttQualityOfServiceLevel.AtLeastOnce; // forward rules are QoS 0 or 1
+        }
+
+        if (!IsV5)
+        {
+            // MQTT 3.1.1 has no properties: what a 5.0, AMQP or STOMP publisher attached stays
+            // behind, as with mosquitto bridging 5.0 to 3.1.1 (MQTTnet would refuse the message).
+            mqtt.ContentType = null;
+            mqtt.CorrelationData = null;
+            mqtt.ResponseTopic = null;
+            mqtt.UserProperties = null;
+            mqtt.MessageExpiryInterval = 0;
+            mqtt.PayloadFormatIndicator = MqttPayloadFormatIndicator.Unspecified;
         }
 
         return mqtt;

@@ -71,6 +71,42 @@ public sealed class UplinkTests(ITestOutputHelper output)
         await WaitFor.ConditionAsync(() => UplinkQueue(gateway).GetStatistics() is { Ready: 0, Unacknowledged: 0 }, "the buffer to empty");
     }
 
+    [Theory]
+    [InlineData("5")]
+    [InlineData("3.1.1")]
+    public async Task Forward_rules_at_qos_0_and_1_deliver_every_message_once_whatever_properties_it_carries(string protocolVersion)
+    {
+        // One stream through two rules, QoS 0 (done once written) and 1 (confirmed by PUBACK),
+        // each message with MQTT 5 properties. An MQTT 3.1.1 uplink has no properties to send
+        // them in: it forwards the messages without them.
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var cloud = await CloudSubscriber.StartAsync(broker, "cloud/#");
+        await using var gateway = await TestGateway.StartAsync(
+        [
+            "--Uplinks:cloud:Forward:0:Filter=sensors/q0/#", "--Uplinks:cloud:Forward:0:Prefix=cloud/", "--Uplinks:cloud:Forward:0:Qos=0",
+            "--Uplinks:cloud:Forward:1:Filter=sensors/#", "--Uplinks:cloud:Forward:1:Prefix=cloud/",
+            $"--Uplinks:cloud:ProtocolVersion={protocolVersion}", $"--Uplinks:cloud:Endpoints:0={broker.Url}",
+        ]);
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+
+        for (var i = 1; i <= 300; i++)
+        {
+            var message = new MqttApplicationMessageBuilder()
+                .WithTopic(i % 2 == 0 ? "sensors/q0/temp" : "sensors/q1/temp")
+                .WithPayload(i.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                .WithQualityOfServiceLevel(MQTTnet.Protocol.MqttQualityOfServiceLevel.AtLeastOnce)
+                .WithContentType("text/plain")
+                .WithUserProperty("site", "boiler-room"u8.ToArray())
+                .Build();
+            Assert.True((await sensor.PublishAsync(message)).IsSuccess, $"message {i}");
+        }
+
+        await cloud.WaitForNumbersAsync(Enumerable.Range(1, 300));
+        await WaitFor.ConditionAsync(() => UplinkQueue(gateway).GetStatistics() is { Ready: 0, Unacknowledged: 0, Acknowledged: 300 }, "the broker to confirm all 300");
+        cloud.AssertComplete(Enumerable.Range(1, 300), maxDuplicates: 0);
+        Assert.DoesNotContain(gateway.Logs.Entries, e => e.EventId.Id is 5003 or 5011); // one session throughout: never lost, never failed
+    }
+
     [Fact]
     public async Task A_blackholed_link_is_detected_by_keep_alive_reconnected_and_drained()
     {
