@@ -49,7 +49,7 @@ internal sealed partial class MqttUplink
     private long _cloudRejected;
     private long _lastConfirmed; // timestamp; 0 = never
     private int _inFlight;
-    private long _awaitingSince; // send timestamp of the publish the confirm loop waits on; 0 = none
+    private long _awaitingSince; // send timestamp of the oldest publish not yet confirmed; 0 = none
     private volatile bool _connected;
     private volatile bool _stalled;
     private volatile bool _notAuthorized;
