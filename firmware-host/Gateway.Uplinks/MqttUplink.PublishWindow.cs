@@ -195,7 +195,9 @@ internal sealed partial class MqttUplink
         private void Fail(Exception ex)
         {
             _stopSending = true;
-            if (ex is not (MqttCommunicationException or OperationCanceledException))
+            // A closed connection is not a failure to report: MQTTnet disposes its adapter when
+            // the broker hangs up (some do after refusing a publish), and the session just ends.
+            if (ex is not (MqttCommunicationException or OperationCanceledException or ObjectDisposedException))
             {
                 UplinkLog.SendFailed(_uplink._logger, _uplink.Name, ex);
             }

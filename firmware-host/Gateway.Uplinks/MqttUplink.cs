@@ -349,7 +349,7 @@ internal sealed partial class MqttUplink
         {
             return SessionEnd.Lost;
         }
-        catch (MqttCommunicationException)
+        catch (Exception ex) when (ex is MqttCommunicationException or ObjectDisposedException)
         {
             return SessionEnd.Lost; // the connection went with publishes in flight
         }

@@ -78,6 +78,6 @@ public sealed class TestGateway : IAsyncDisposable
         }
 
         var errors = Logs.Errors(_expectedErrors);
-        Xunit.Assert.True(errors.Count == 0, "Unexpected errors were logged:\n" + string.Join("\n", errors));
+        Xunit.Assert.True(errors.Count == 0, "Unexpected errors were logged:\n" + string.Join("\n", errors) + "\nEverything logged:\n" + string.Join("\n", Logs.Entries.Select(e => $"{e.EventId.Id} {e.Message}")));
     }
 }
