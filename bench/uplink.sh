@@ -20,7 +20,7 @@
 # otherwise; throughput also runs it with MQTT 3.1.1, the protocol the bridge speaks by default,
 # and the bridge with MQTT 5. mosquitto grants an MQTT 5 client a Receive Maximum of 20 (its
 # max_inflight_messages): the uplink keeps to it, mosquitto 2.0.11's bridge does not (the
-# inflight part counts both). With 3.1.1 the uplink's own window (Uplinks:*:MaxInFlight, 256)
+# inflight part counts both). With 3.1.1 the uplink's own window (Uplinks:*:MaxInFlight, 512)
 # applies.
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail

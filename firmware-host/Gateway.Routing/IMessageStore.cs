@@ -32,6 +32,12 @@ public interface IMessageStore
 
     /// <summary>Removes the messages with offsets from <paramref name="first"/> to <paramref name="last"/> inclusive (purge, delete).</summary>
     void RemoveRange(string queue, long first, long last);
+
+    /// <summary>
+    /// Completes once every removal submitted before this call is on disk as durably as an
+    /// append (removals alone are written lazily, so a crash may bring them back as redeliveries).
+    /// </summary>
+    ValueTask SyncRemovalsAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>A message read back from the store with its position in the queue's log.</summary>

@@ -32,6 +32,13 @@ public sealed partial class MessageQueue
         }
     }
 
+    /// <summary>
+    /// Completes once the removals of every message settled so far are on disk, so a crash
+    /// cannot deliver those again. At once for a queue that is not durable.
+    /// </summary>
+    public ValueTask SyncRemovalsAsync(CancellationToken cancellationToken) =>
+        Volatile.Read(ref _log) is { } log ? log.SyncRemovalsAsync(cancellationToken) : ValueTask.CompletedTask;
+
     private void OpenLog(IMessageStore log)
     {
         _log = log;

@@ -17,7 +17,9 @@ namespace Gateway.Storage;
 /// Removals (messages the cloud confirmed) wait on their own for up to
 /// <see cref="RemovalDelay"/> or <see cref="MaxDeferredRemovals"/> messages and are written
 /// with the next group that writes anyway: a drain then costs a transaction per hundreds of
-/// confirmations, not per PUBACK, and a crash can only deliver those again, never lose one.
+/// confirmations, not per PUBACK, and a crash can only deliver those again, never lose one; a
+/// consumer that bounds those redeliveries (an uplink, to its in-flight window) has them written
+/// with <see cref="SyncRemovalsAsync"/>.
 /// </summary>
 public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessageStore, IDefinitionStore, IAsyncDisposable
 {
@@ -181,6 +183,10 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     public void Remove(string queue, long offset) => Post(new TrimOperation(queue, offset, offset));
 
     public void RemoveRange(string queue, long first, long last) => Post(new TrimOperation(queue, first, last));
+
+    /// <summary>Writes the removals deferred so far at once, checkpointed like an append in durable mode.</summary>
+    public async ValueTask SyncRemovalsAsync(CancellationToken cancellationToken) =>
+        await SubmitAsync(new SyncRemovalsOperation(), cancellationToken);
 
     public ValueTask SetRetainedAsync(string topic, GatewayMessage? message, CancellationToken cancellationToken) =>
         new(SubmitAsync(new SetRetainedOperation(topic, message), cancellationToken).AsTask());

@@ -82,6 +82,17 @@ public sealed partial class LiteDbMessageStore
         }
     }
 
+    // Makes the group write the removals deferred so far and flush them like an append: the
+    // operations before it are in the same group or an earlier one, so theirs are on disk too.
+    private sealed class SyncRemovalsOperation : StoreOperation<bool>
+    {
+        public override StoreEffect Apply(LiteDbMessageStore store)
+        {
+            store._writeRemovals = true;
+            return StoreEffect.MustFlush;
+        }
+    }
+
     // The group saves the clock whenever it writes; this makes it write.
     private sealed class SaveClockOperation : StoreOperation<bool>
     {

@@ -230,6 +230,12 @@ internal sealed partial class MqttUplink
                     return null; // full: acknowledgements drive the next sends
                 }
 
+                if (_tail - _head + _uplink.Unsynced.Count >= _uplink.Unsynced.Limit)
+                {
+                    _uplink.Unsynced.Sync(); // its completion drives the next sends
+                    return null;
+                }
+
                 if (_held is null)
                 {
                     if (!_consumer.TryRead(out var delivery))
@@ -392,6 +398,7 @@ internal sealed partial class MqttUplink
             {
                 _consumer.Ack(last, multiple: confirmed > 1); // tags are issued and confirmed in order
                 Volatile.Write(ref _uplink._inFlight, (int)(_tail - _head));
+                _uplink.Unsynced.Add(confirmed, (int)(_tail - _head));
                 if (forwarded > 0)
                 {
                     _uplink._stalled = false; // stalled until the broker confirms something again

@@ -54,6 +54,7 @@ internal sealed partial class MqttUplink
     private volatile bool _stalled;
     private volatile bool _notAuthorized;
     private volatile string? _endpoint;
+    private volatile PublishWindow? _publishes; // the session's, while one runs
 
     public MqttUplink(string name, UplinkOptions options, IMessageRouter router, GatewayStatus status, ILoggerFactory loggers, TimeProvider time, IRetainedMessageSink? retained = null)
     {
@@ -100,6 +101,7 @@ internal sealed partial class MqttUplink
             router.Bind(MessageRouter.AmqTopic, QueueName, MqttTopics.ToBindingKey(rule.Filter));
         }
 
+        Unsynced = new UnsyncedRemovals(Queue, options.MaxInFlight, () => _publishes?.Drive());
         UplinkLog.Opened(logger, name, Queue.ReadyCount);
         SetState();
     }
@@ -111,6 +113,9 @@ internal sealed partial class MqttUplink
     public MessageQueue Queue { get; }
 
     public MessageQueue DeadLetterQueue { get; }
+
+    /// <summary>Confirmed messages a crash could still send again (their removal not yet on disk).</summary>
+    public UnsyncedRemovals Unsynced { get; }
 
     public LinkState State { get; private set; }
 
@@ -249,6 +254,7 @@ internal sealed partial class MqttUplink
         var adapter = _adapters.Last!;
         var publishes = new PublishWindow(this, adapter, consumer, window, session.Token);
         adapter.PublishWindow = publishes;
+        _publishes = publishes;
         SessionEnd end;
         try
         {
@@ -289,6 +295,7 @@ internal sealed partial class MqttUplink
             // Everything not confirmed goes back to the queue, in order, flagged redelivered.
             await publishes.CloseAsync();
             adapter.PublishWindow = null;
+            _publishes = null;
             consumer.Dispose();
             client.ApplicationMessageReceivedAsync -= OnDownlinkAsync;
             client.DisconnectedAsync -= onDisconnected;

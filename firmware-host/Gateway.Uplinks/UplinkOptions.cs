@@ -35,8 +35,11 @@ public sealed class UplinkOptions
     /// <summary>While on a secondary endpoint, how often the primary is tried again.</summary>
     public TimeSpan ReturnToPrimaryInterval { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Most publishes awaiting PUBACK; lowered to the broker's Receive Maximum.</summary>
-    public int MaxInFlight { get; set; } = 256;
+    /// <summary>
+    /// Most messages sent and not yet both confirmed by the broker and removed on disk: all a
+    /// crash can send again. Those awaiting PUBACK are further bounded by the broker's Receive Maximum.
+    /// </summary>
+    public int MaxInFlight { get; set; } = 512;
 
     /// <summary>Most messages per second sent to the broker (metered links); 0 = no limit.</summary>
     public int DrainRate { get; set; }
