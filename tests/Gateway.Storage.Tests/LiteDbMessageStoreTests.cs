@@ -247,6 +247,83 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         }
     }
 
+    // A steady flow: each round's messages are consumed once the next round is written, so new
+    // segments take over the documents of consumed ones (records of other sizes each time).
+    [Fact]
+    public async Task Consumed_segments_are_rewritten_in_place_and_what_they_held_never_comes_back()
+    {
+        const int Rounds = 40, PerRound = 150;
+        static string Body(int round, int i) => new string((char)('a' + round % 26), 20 + round * 37 % 300) + i;
+        await using (var store = Open())
+        {
+            for (var round = 0; round < Rounds; round++)
+            {
+                using var gate = new ManualResetEventSlim();
+                store.TestGate = gate; // the round in one group
+                var appends = Enumerable.Range(0, PerRound).Select(i => store.AppendAsync("q", Message(Body(round, i)), default).AsTask()).ToList();
+                gate.Set();
+                await Task.WhenAll(appends);
+                store.TestGate = null;
+                if (round > 0)
+                {
+                    store.RemoveRange("q", (round - 1) * PerRound + 1, round * PerRound); // the round before
+                    await store.SyncRemovalsAsync(default);
+                }
+            }
+
+            Assert.Equal(PerRound, await MessagesAfterCrashAsync(powerCut: true));
+        }
+
+        using (var database = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DatabasePath, Connection = LiteDB.ConnectionType.Direct }))
+        {
+            // The last round's segments plus at most the spares: consumed ones were reused, not piled up.
+            Assert.InRange(database.GetCollection("segments").Count(), 1, 2 + SegmentLog.MaxSpares);
+            Assert.Equal(database.GetCollection("segments").Count(), database.GetCollection("records").Count());
+        }
+
+        await using var reopened = Open();
+        Assert.DoesNotContain(_logs.Entries, e => e.EventId.Id == 4001); // opened as it is, nothing salvaged
+        Assert.Equal(PerRound, reopened.MessageCount);
+        var read = await reopened.ReadBatchAsync("q", 0, 1000, default);
+        Assert.Equal(Enumerable.Range(0, PerRound).Select(i => Body(Rounds - 1, i)), read.Select(Text));
+        Assert.Equal(Enumerable.Range((Rounds - 1) * PerRound + 1, PerRound).Select(i => (long)i), read.Select(m => m.Offset));
+        Assert.Equal(Rounds * PerRound + 1, await reopened.AppendAsync("q", Message("next"), default));
+    }
+
+    // A damaged file is salvaged into a new one; the stale records kept for reuse stay out of it.
+    [Fact]
+    public async Task Salvaging_a_damaged_file_brings_back_no_consumed_message()
+    {
+        await using (var store = Open())
+        {
+            for (var round = 0; round < 6; round++)
+            {
+                using var gate = new ManualResetEventSlim();
+                store.TestGate = gate; // a segment per round
+                var appends = Enumerable.Range(0, 100).Select(i => store.AppendAsync("q", Message($"r{round}-{i}"), default).AsTask()).ToList();
+                gate.Set();
+                await Task.WhenAll(appends);
+                store.TestGate = null;
+            }
+
+            store.RemoveRange("q", 1, 400); // rounds 0 to 3: their documents are kept as spares
+            await store.SyncRemovalsAsync(default);
+        }
+
+        using (var database = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DatabasePath, Connection = LiteDB.ConnectionType.Direct }))
+        {
+            var headers = database.GetCollection("segments").FindAll().ToList();
+            Assert.Equal(6, headers.Count);
+            var last = headers.Where(h => !h["q"].IsNull).MaxBy(h => h["f"].AsInt64)!;
+            database.GetCollection("records").Delete(last["_id"]); // round 5's records, as damage would
+        }
+
+        await using var reopened = Open();
+
+        Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001);
+        Assert.Equal(Enumerable.Range(0, 100).Select(i => $"r4-{i}"), (await reopened.ReadBatchAsync("q", 0, 1000, default)).Select(Text));
+    }
+
     [Fact]
     public async Task Messages_appended_and_consumed_in_one_group_leave_nothing_behind()
     {
