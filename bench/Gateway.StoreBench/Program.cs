@@ -6,11 +6,20 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 // Durable write rates on this disk, 256-byte bodies: raw LiteDB with a checkpoint per commit at
 // 1, 100 and 1,000 inserts per commit, then the gateway's store with 1, 4 and 50 concurrent
-// appenders (each waiting for its own commit). Prints one JSON line per measurement.
+// appenders (each waiting for its own commit), then the store as an uplink uses it: 4 appenders
+// with 64 appends in flight each while a consumer removes what was committed, 512 behind (a forwarding steady state), with the
+// process CPU per message. Prints one JSON line per measurement.
+// `store-bench forward` runs only the last measurement.
 var directory = Directory.CreateTempSubdirectory("store-bench-").FullName;
 try
 {
     var body = new byte[256];
+    if (args is ["forward"])
+    {
+        await ForwardAsync(Path.Combine(directory, "forward"), body);
+        return;
+    }
+
     foreach (var perCommit in new[] { 1, 100, 1000 })
     {
         var path = Path.Combine(directory, $"raw-{perCommit}.db");
@@ -56,10 +65,79 @@ try
             ["appends_per_transaction"] = Math.Round((double)store.Operations / store.Groups, 1),
         });
     }
+
+    await ForwardAsync(Path.Combine(directory, "forward"), body);
 }
 finally
 {
     Directory.Delete(directory, recursive: true);
+}
+
+// Appends from 4 publishers (64 unacknowledged each, as bench/uplink.sh's load) while the "uplink" removes the committed messages in order, staying
+// 512 behind, as a forwarding gateway keeps the store busy: both kinds of write share groups.
+static async Task ForwardAsync(string storeDirectory, byte[] body)
+{
+    const int Appenders = 4, PerAppender = 250_000, InFlight = 64, Lag = 512;
+    await using var store = LiteDbMessageStore.Open(new StoreOptions { DataDirectory = storeDirectory }, NullLogger.Instance);
+    var message = new GatewayMessage("amq.topic", "sensors.bench", body, MessageProperties.PersistentEmpty);
+    long committed = 0; // the highest offset acknowledged (groups commit in order)
+    var done = false;
+    var consumer = Task.Run(async () =>
+    {
+        long removed = 0;
+        while (!Volatile.Read(ref done))
+        {
+            var upTo = Interlocked.Read(ref committed) - Lag;
+            if (upTo > removed)
+            {
+                store.RemoveRange("uplink", removed + 1, upTo);
+                removed = upTo;
+            }
+
+            await Task.Delay(1);
+        }
+    });
+    void Committed(long offset)
+    {
+        long seen;
+        while (offset > (seen = Interlocked.Read(ref committed)) && Interlocked.CompareExchange(ref committed, offset, seen) != seen)
+        {
+        }
+    }
+
+    var cpu = Environment.CpuUsage.TotalTime;
+    var started = Stopwatch.GetTimestamp();
+    await Task.WhenAll(Enumerable.Range(0, Appenders).Select(async _ =>
+    {
+        var inFlight = new Queue<Task<long>>(InFlight);
+        for (var i = 0; i < PerAppender; i++)
+        {
+            if (inFlight.Count == InFlight)
+            {
+                Committed(await inFlight.Dequeue());
+            }
+
+            inFlight.Enqueue(store.AppendAsync("uplink", message, CancellationToken.None).AsTask());
+        }
+
+        while (inFlight.Count > 0)
+        {
+            Committed(await inFlight.Dequeue());
+        }
+    }));
+    var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+    var cpuUs = (Environment.CpuUsage.TotalTime - cpu).TotalMicroseconds / (Appenders * PerAppender);
+    Volatile.Write(ref done, true);
+    await consumer;
+    Report(new()
+    {
+        ["what"] = "gateway store, forwarding (appends and in-order removals)",
+        ["concurrent_appenders"] = Appenders,
+        ["appends_per_s"] = Math.Round(Appenders * PerAppender / seconds),
+        ["cpu_us_per_message"] = Math.Round(cpuUs, 1),
+        ["appends_per_transaction"] = Math.Round((double)store.Operations / store.Groups, 1),
+        ["file_mb"] = Math.Round(new FileInfo(Path.Combine(storeDirectory, "gateway.db")).Length / 1048576.0, 1),
+    });
 }
 
 static void Report(Dictionary<string, object> values) => Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(values));
