@@ -56,15 +56,6 @@ internal sealed class Segment
 
     public bool OnDisk { get; set; }
 
-    /// <summary>
-    /// It took over the documents of a spare (a gone segment's pair, kept for reuse): they are
-    /// on disk, but hold none of this segment yet.
-    /// </summary>
-    public bool Recycled { get; set; }
-
-    /// <summary>Its records could not be read: its documents are deleted, never reused.</summary>
-    public bool Lost { get; set; }
-
     /// <summary>Records appended since it was last written.</summary>
     public PooledBuffer? Pending { get; set; }
 

@@ -13,30 +13,18 @@ internal static class SegmentDocuments
     // Queue and first offset are repeated here so a header lost to damage can be rebuilt.
     public static BsonDocument ToRecords(Segment segment, byte[] records) =>
         new() { ["_id"] = segment.Id, ["q"] = segment.Queue, ["f"] = segment.First, ["d"] = records };
-
-    /// <summary>The header of a spare pair: no queue; its records document is stale.</summary>
-    public static BsonDocument SpareHeader(long id) => new() { ["_id"] = id, ["q"] = BsonValue.Null };
-
-    public static bool IsSpare(BsonDocument header) => header["q"].IsNull;
 }
 
 /// <summary>
 /// Every queue's log as segments (<see cref="Segment"/>), owned by the store's writer thread.
 /// Appends of one group to one queue share a segment, and a segment becomes a document pair
 /// once per group, so a group commit costs a few LiteDB documents however many messages it
-/// holds. Which records of a partly consumed segment are gone is kept in its header, so a
-/// restart redelivers none. Once every record in a segment is removed, its pair is kept as a
-/// spare (up to <see cref="MaxSpares"/>, beyond that deleted) that the next new segment rewrites
-/// in place: deleting a pair and inserting another touched both indexes and LiteDB's free-page
-/// lists, about a third of the pages a forwarding group wrote; an update in place touches neither.
+/// holds; a segment's documents are deleted once every record in it is removed. Which records
+/// of a partly consumed segment are gone is kept in its header, so a restart redelivers none.
 /// </summary>
 internal sealed class SegmentLog : IDisposable
 {
-    /// <summary>Most spare pairs kept (each up to <see cref="Segment.MaxBytes"/> of stale records on disk).</summary>
-    public const int MaxSpares = 16;
-
     private readonly Dictionary<string, QueueSegments> _queues = new(StringComparer.Ordinal);
-    private readonly Stack<long> _spares = new();
     private readonly List<Segment> _dirty = [];
     private readonly PooledBuffer _scratch = new(4096);
     private readonly ILogger _logger;
@@ -79,7 +67,6 @@ internal sealed class SegmentLog : IDisposable
         _database = database;
         _queues.Clear();
         _dirty.Clear();
-        _spares.Clear();
         MessageCount = 0;
         var byId = verify ? new Dictionary<long, Segment>() : null;
         long after = long.MinValue;
@@ -89,16 +76,10 @@ internal sealed class SegmentLog : IDisposable
             batch = 0;
             foreach (var header in Headers.Find(Query.GT("_id", after), limit: HeaderBatch))
             {
-                after = header["_id"].AsInt64;
-                _lastId = Math.Max(_lastId, after);
-                batch++;
-                if (SegmentDocuments.IsSpare(header))
-                {
-                    _spares.Push(after);
-                    continue;
-                }
-
                 var segment = Segment.FromHeader(header);
+                after = segment.Id;
+                _lastId = Math.Max(_lastId, segment.Id);
+                batch++;
                 byId?.Add(segment.Id, segment);
                 QueueOf(segment.Queue).Add(segment);
                 MessageCount += segment.Live;
@@ -128,11 +109,6 @@ internal sealed class SegmentLog : IDisposable
             {
                 after = document["_id"].AsInt64;
                 batch++;
-                if (_spares.Contains(after))
-                {
-                    continue; // stale, never read
-                }
-
                 if (!headers.TryGetValue(after, out var segment) || Parse(document["d"].AsBinary, out _) != segment.Count)
                 {
                     throw new LiteException(0, $"Segment {after} does not match its header.");
@@ -233,8 +209,7 @@ internal sealed class SegmentLog : IDisposable
         var segment = segments.Tail;
         if (segment is null || !segment.CanAppend(at, length))
         {
-            var recycled = _spares.TryPop(out var id);
-            segment = new Segment(recycled ? id : ++_lastId, queue, at) { Recycled = recycled };
+            segment = new Segment(++_lastId, queue, at);
             segments.Add(segment);
         }
 
@@ -357,7 +332,6 @@ internal sealed class SegmentLog : IDisposable
             messages.RemoveRange(added, messages.Count - added);
             StoreLog.SegmentLost(_logger, segment.Queue, segment.First, segment.Last, segment.Live, ex);
             segment.RemoveAll();
-            segment.Lost = true;
             MarkDirty(segment);
             _queues[segment.Queue].Drop(segment);
             return false;
@@ -372,9 +346,10 @@ internal sealed class SegmentLog : IDisposable
             segment.Dirty = false;
             if (segment.Live == 0)
             {
-                if (segment.OnDisk || segment.Recycled)
+                if (segment.OnDisk)
                 {
-                    Retire(segment);
+                    Headers.Delete(segment.Id);
+                    Records.Delete(segment.Id);
                 }
 
                 segment.Pending?.Dispose();
@@ -395,10 +370,6 @@ internal sealed class SegmentLog : IDisposable
                 {
                     Records.Update(SegmentDocuments.ToRecords(segment, records));
                 }
-                else if (segment.Recycled)
-                {
-                    Records.Upsert(SegmentDocuments.ToRecords(segment, records)); // a spare's records may be gone
-                }
                 else
                 {
                     Records.Insert(SegmentDocuments.ToRecords(segment, records));
@@ -412,41 +383,15 @@ internal sealed class SegmentLog : IDisposable
             {
                 Headers.Update(segment.ToHeader());
             }
-            else if (segment.Recycled)
-            {
-                Headers.Upsert(segment.ToHeader());
-            }
             else
             {
                 Headers.Insert(segment.ToHeader());
+                segment.OnDisk = true;
             }
-
-            segment.OnDisk = true;
-            segment.Recycled = false;
         }
 
         _dirty.Clear();
         _appended = false;
-    }
-
-    // A gone segment's pair becomes a spare while there is room (its header says so; a spare
-    // taken over keeps its header spare until the segment that took it is written).
-    private void Retire(Segment segment)
-    {
-        if (!segment.Lost && _spares.Count < MaxSpares)
-        {
-            if (segment.OnDisk)
-            {
-                Headers.Update(SegmentDocuments.SpareHeader(segment.Id));
-            }
-
-            _spares.Push(segment.Id);
-        }
-        else
-        {
-            Headers.Delete(segment.Id);
-            Records.Delete(segment.Id);
-        }
     }
 
     public void Dispose()

@@ -76,9 +76,7 @@ internal static class StoreRecovery
     }
 
     // Keeps the segments whose records were copied whole: a header without its records is
-    // dropped, records without their header get a new one (nothing of them counted as removed),
-    // a spare pair is dropped. (A spare whose header was lost comes back as records without a
-    // header: sent again, like the removed records of a segment whose header was lost.)
+    // dropped, records without their header get a new one (nothing of them counted as removed).
     private static (long Recovered, long Lost) Reconcile(LiteDatabase fresh)
     {
         long recovered = 0, lost = 0;
@@ -109,7 +107,7 @@ internal static class StoreRecovery
         foreach (var (id, header) in byId)
         {
             headers.Delete(id);
-            lost += SegmentDocuments.IsSpare(header) ? 0 : Segment.FromHeader(header).Live;
+            lost += Segment.FromHeader(header).Live;
         }
 
         return (recovered, lost);
@@ -119,14 +117,6 @@ internal static class StoreRecovery
     private static (long Recovered, long Lost) ReconcileSegment(ILiteCollection<BsonDocument> headers, ILiteCollection<BsonDocument> records, Dictionary<long, BsonDocument> byId, BsonDocument document)
     {
         var id = document["_id"].AsInt64;
-        if (byId.TryGetValue(id, out var spare) && SegmentDocuments.IsSpare(spare))
-        {
-            byId.Remove(id);
-            headers.Delete(id);
-            records.Delete(id); // stale records of a gone segment
-            return (0, 0);
-        }
-
         var blob = document["d"].AsBinary;
         int count;
         long bodyBytes;
