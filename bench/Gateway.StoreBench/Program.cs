@@ -6,10 +6,9 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 // Durable write rates on this disk, 256-byte bodies: raw LiteDB with a checkpoint per commit at
 // 1, 100 and 1,000 inserts per commit, then the gateway's store with 1, 4 and 50 concurrent
-// appenders (each waiting for its own commit), then the store as an uplink uses it: 4 appenders
-// with 64 appends in flight each while a consumer removes what was committed, 512 behind (a forwarding steady state), with the
-// process CPU per message. Prints one JSON line per measurement.
-// `store-bench forward` runs only the last measurement.
+// appenders (each waiting for its own commit), then the store as a forwarding uplink uses it,
+// with the process CPU per message. Prints one JSON line per measurement; `store-bench forward`
+// runs only the last one.
 var directory = Directory.CreateTempSubdirectory("store-bench-").FullName;
 try
 {
@@ -73,8 +72,9 @@ finally
     Directory.Delete(directory, recursive: true);
 }
 
-// Appends from 4 publishers (64 unacknowledged each, as bench/uplink.sh's load) while the "uplink" removes the committed messages in order, staying
-// 512 behind, as a forwarding gateway keeps the store busy: both kinds of write share groups.
+// Appends from 4 publishers (64 unacknowledged each, as bench/uplink.sh's load) while the
+// "uplink" removes the committed messages in order, 512 behind: appends and removals share the
+// group commits, as in a forwarding gateway.
 static async Task ForwardAsync(string storeDirectory, byte[] body)
 {
     const int Appenders = 4, PerAppender = 250_000, InFlight = 64, Lag = 512;
