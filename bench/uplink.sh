@@ -19,12 +19,12 @@
 #             once the link returns.
 # The gateway is the shipped build (the linux-x64 publish profile: self-contained, ReadyToRun)
 # run with the runtime settings of systemd/gateway.service (256 MB heap limit, workstation
-# non-concurrent GC), as installed. Its uplink speaks MQTT 5 (its default) unless a part says
-# otherwise; throughput also runs it with MQTT 3.1.1, the protocol the bridge speaks by default,
-# and the bridge with MQTT 5. mosquitto grants an MQTT 5 client a Receive Maximum of 20 (its
-# max_inflight_messages): the uplink keeps to it, mosquitto 2.0.11's bridge does not (the
-# inflight part counts both). With 3.1.1 the uplink's own window (Uplinks:*:MaxInFlight, 512)
-# applies.
+# non-concurrent GC, hot code recompiled without the start-up delay), as installed. Its uplink
+# speaks MQTT 5 (its default) unless a part says otherwise; throughput also runs it with MQTT
+# 3.1.1, the protocol the bridge speaks by default, and the bridge with MQTT 5. mosquitto
+# grants an MQTT 5 client a Receive Maximum of 20 (its max_inflight_messages): the uplink keeps
+# to it, mosquitto 2.0.11's bridge does not (the inflight part counts both). With 3.1.1 the
+# uplink's own window (Uplinks:*:MaxInFlight, 512) applies.
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,7 +59,7 @@ wait_port "$lport"
 
 start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data directory; $3 = protocol; sets bridge_pid, port
   port=$(free_port); local hport; hport=$(free_port); [ "${2:-}" = keep ] || rm -rf "$work/data"
-  DOTNET_gcServer=0 DOTNET_GCHeapHardLimit=0x10000000 DOTNET_gcConcurrent=0 \
+  DOTNET_gcServer=0 DOTNET_GCHeapHardLimit=0x10000000 DOTNET_gcConcurrent=0 DOTNET_TC_CallCountingDelayMs=0 \
   "$work/gateway/gateway" --Uplinks:cloud:ProtocolVersion="${3:-5}" \
     --Mqtt:Port="$port" --Mqtt:BindAddress=127.0.0.1 --Http:Port="$hport" --Http:BindAddress=127.0.0.1 \
     --Storage:DataDirectory="$work/data" \
