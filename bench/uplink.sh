@@ -6,8 +6,8 @@
 #
 # throughput  4 and 50 publishers, rate delivered at the cloud subscriber. Each broker is started
 #             fresh and first forwards 100,000 messages (printed with the label suffix "-cold":
-#             for the gateway these include the runtime's recompiling of its hot code, ~0.7 s of
-#             CPU), then the 200,000 that are the steady-state measurement.
+#             for the gateway these include the runtime's recompiling of its hot code), then the
+#             200,000 that are the steady-state measurement.
 # outage      2,000 msg/s; the link goes down for 60 s (bench/link.py refuses and resets
 #             connections); then: how long after the link accepts connections again the first
 #             backlog message reaches the cloud, and the rate the backlog drains at. The bridge
@@ -38,7 +38,12 @@ dotnet publish firmware-host/Gateway.Host -p:PublishProfile=linux-x64 -o "$work/
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do sleep 0.05; done; }
+wait_port() { # $1 = port, $2 = pid of the process that is to listen on it, $3 = its log
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    kill -0 "$2" 2>/dev/null || { echo "uplink.sh: the process logging to $3 exited before listening on port $1; its log ends:" >&2; tail -20 "$3" >&2; exit 1; }
+    sleep 0.05
+  done
+}
 rss_mb() { echo "scale=1; $(ps -o rss= -p "$1") / 1024" | bc; }
 peak_rss_mb() { echo "scale=1; $(awk '/^VmHWM/ {print $2}' "/proc/$1/status") / 1024" | bc; }
 
@@ -50,12 +55,12 @@ allow_anonymous true
 max_queued_messages 10000000
 CONF
 mosquitto -c "$work/cloud.conf" >"$work/cloud.log" 2>&1 & pids+=($!)
-wait_port "$cport"
+wait_port "$cport" $! "$work/cloud.log"
 
 # The uplink's internet connection, which the outage cuts.
 lport=$(free_port)
 python3 bench/link.py "$lport" "$cport" >"$work/link.log" & link=$!; pids+=($link)
-wait_port "$lport"
+wait_port "$lport" $link "$work/link.log"
 
 start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data directory; $3 = protocol; sets bridge_pid, port
   port=$(free_port); local hport; hport=$(free_port); [ "${2:-}" = keep ] || rm -rf "$work/data"
@@ -66,7 +71,7 @@ start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data
     --Uplinks:cloud:Endpoints:0="mqtt://127.0.0.1:$1" --Uplinks:cloud:ClientId=bench-gateway \
     --Uplinks:cloud:Forward:0:Filter='load/#' --Uplinks:cloud:Forward:0:Prefix=site1/ --Uplinks:cloud:Forward:0:Qos=1 \
     >"$work/gateway.log" 2>&1 &
-  bridge_pid=$!; pids+=($bridge_pid); wait_port "$port"
+  bridge_pid=$!; pids+=($bridge_pid); wait_port "$port" "$bridge_pid" "$work/gateway.log"
 }
 
 start_bridge() { # $1 = port the bridge connects to; $2 = protocol (mqttv311, mqttv50); sets bridge_pid, port
@@ -86,7 +91,7 @@ bridge_protocol_version ${2:-mqttv311}
 topic load/# out 1 "" site1/
 CONF
   mosquitto -c "$work/bridge.conf" >"$work/bridge.log" 2>&1 &
-  bridge_pid=$!; pids+=($bridge_pid); wait_port "$port"
+  bridge_pid=$!; pids+=($bridge_pid); wait_port "$port" "$bridge_pid" "$work/bridge.log"
   sleep 1 # the bridge connects to the cloud on its own schedule
 }
 
@@ -142,7 +147,7 @@ PY
     # per connection, the Receive Maximum in the cloud's CONNACK and the most in flight.
     iport=$(free_port)
     python3 bench/link.py "$iport" "$cport" --count-inflight >"$work/inflight.log" & pids+=($!)
-    wait_port "$iport"
+    wait_port "$iport" $! "$work/inflight.log"
     for broker in mosquitto-bridge-mqtt5 gateway; do
       if [ "$broker" = gateway ]; then start_gateway "$iport"; else start_bridge "$iport" mqttv50; fi
       run_load "$broker" 4 25000 >"$work/inflight.json" 2>/dev/null
