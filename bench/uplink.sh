@@ -24,7 +24,9 @@
 # 3.1.1, the protocol the bridge speaks by default, and the bridge with MQTT 5. mosquitto
 # grants an MQTT 5 client a Receive Maximum of 20 (its max_inflight_messages): the uplink keeps
 # to it, mosquitto 2.0.11's bridge does not (the inflight part counts both). With 3.1.1 the
-# uplink's own window (Uplinks:*:MaxInFlight, 512) applies.
+# uplink's own window (Uplinks:*:MaxInFlight, 512) applies. throughput also runs the gateway
+# with MQTT 5 against a second cloud that grants 512 ("gateway-mqtt5-grant512"), which is like
+# for like with the bridge's MQTT 5.
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +58,13 @@ max_queued_messages 10000000
 CONF
 mosquitto -c "$work/cloud.conf" >"$work/cloud.log" 2>&1 & pids+=($!)
 wait_port "$cport" $! "$work/cloud.log"
+
+# A second cloud that grants MQTT 5 clients 512 in flight (the uplink's own window) instead of
+# 20: the gateway's MQTT 5 rate when the grant does not bind it, like for like with the bridge.
+gport=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000000\nmax_inflight_messages 512\n' "$gport" >"$work/cloud512.conf"
+mosquitto -c "$work/cloud512.conf" >"$work/cloud512.log" 2>&1 & pids+=($!)
+wait_port "$gport" $! "$work/cloud512.log"
 
 # The uplink's internet connection, which the outage cuts.
 lport=$(free_port)
@@ -106,15 +115,17 @@ for part in "${parts[@]}"; do
   case $part in
   throughput)
     for publishers in 4 50; do
-      for broker in mosquitto-bridge gateway gateway-mqtt311 mosquitto-bridge-mqtt5; do
+      for broker in mosquitto-bridge gateway gateway-mqtt311 mosquitto-bridge-mqtt5 gateway-mqtt5-grant512; do
+        sport=$cport
         case $broker in
           gateway) start_gateway "$cport" ;;
           gateway-mqtt311) start_gateway "$cport" "" 3.1.1 ;;
+          gateway-mqtt5-grant512) start_gateway "$gport"; sport=$gport ;;
           mosquitto-bridge-mqtt5) start_bridge "$cport" mqttv50 ;;
           *) start_bridge "$cport" ;;
         esac
-        run_load "$broker-cold" "$publishers" $((100000 / publishers)) --idle-seconds 10 2>/dev/null
-        run_load "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 2>/dev/null
+        run_load "$broker-cold" "$publishers" $((100000 / publishers)) --idle-seconds 10 --sub-port "$sport" 2>/dev/null
+        run_load "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 --sub-port "$sport" 2>/dev/null
         stop_broker
       done
     done
@@ -126,8 +137,10 @@ for part in "${parts[@]}"; do
         gateway-mqtt311) start_gateway "$lport" "" 3.1.1 ;;
         *) start_bridge "$lport" ;;
       esac
-      # 2,000 msg/s for 100 s from 4 publishers; the link is down from 20 s to 80 s.
-      run_load "$broker" 4 50000 --rate 2000 --idle-seconds 90 >"$work/outage.json" 2>/dev/null &
+      # 2,000 msg/s for 100 s from 4 publishers; the link is down from 20 s to 80 s. The
+      # subscriber waits up to 120 s for a message, so up to 60 s after the link returns: the
+      # bridge's reconnect back-off reaches its cap (restart_timeout, 30 s) during the outage.
+      run_load "$broker" 4 50000 --rate 2000 --idle-seconds 120 >"$work/outage.json" 2>/dev/null &
       loadpid=$!
       sleep 20; kill -USR1 "$link"; sleep 60; kill -USR2 "$link"
       wait "$loadpid"
