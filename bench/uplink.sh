@@ -62,7 +62,7 @@ wait_port "$cport" $! "$work/cloud.log"
 # A second cloud that grants MQTT 5 clients 512 in flight (the uplink's own window) instead of
 # 20: the gateway's MQTT 5 rate when the grant does not bind it, like for like with the bridge.
 gport=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 10000000\nmax_inflight_messages 512\n' "$gport" >"$work/cloud512.conf"
+{ sed "s/^listener .*/listener $gport 127.0.0.1/" "$work/cloud.conf"; echo "max_inflight_messages 512"; } >"$work/cloud512.conf"
 mosquitto -c "$work/cloud512.conf" >"$work/cloud512.log" 2>&1 & pids+=($!)
 wait_port "$gport" $! "$work/cloud512.log"
 
