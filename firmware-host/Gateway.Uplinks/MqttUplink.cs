@@ -248,7 +248,9 @@ internal sealed partial class MqttUplink
             return stopping.IsCancellationRequested ? SessionEnd.Stopping : SessionEnd.Lost;
         }
 
-        UplinkLog.Connected(_logger, Name, _endpoint, window); // once downlinks are subscribed: ready both ways
+        // Once downlinks are subscribed: ready both ways. A grant below MaxInFlight bounds the
+        // rate to that many per round trip, which over a WAN is what an operator needs to know.
+        UplinkLog.Connected(_logger, Name, _endpoint, window, window < _options.MaxInFlight ? "the broker's Receive Maximum" : "MaxInFlight");
 
         var consumer = Queue.AddConsumer(new ConsumerOptions { Prefetch = window, Tag = "uplink:" + Name });
         var adapter = _adapters.Last!;

@@ -9,8 +9,8 @@ internal static partial class UplinkLog
     [LoggerMessage(EventId = 5000, Level = LogLevel.Information, Message = "Uplink {Uplink}: {Count} messages waiting in its buffer at start")]
     public static partial void Opened(ILogger logger, string uplink, int count);
 
-    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Uplink {Uplink}: connected to {Endpoint} (in flight up to {Window})")]
-    public static partial void Connected(ILogger logger, string uplink, string endpoint, int window);
+    [LoggerMessage(EventId = 5001, Level = LogLevel.Information, Message = "Uplink {Uplink}: connected to {Endpoint} (in flight up to {Window}: {WindowSource})")]
+    public static partial void Connected(ILogger logger, string uplink, string endpoint, int window, string windowSource);
 
     [LoggerMessage(EventId = 5002, Level = LogLevel.Warning, Message = "Uplink {Uplink}: cannot connect to {Endpoint}: {Reason}")]
     public static partial void ConnectFailed(ILogger logger, string uplink, string endpoint, string reason);

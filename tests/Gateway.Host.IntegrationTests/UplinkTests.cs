@@ -177,6 +177,7 @@ public sealed class UplinkTests(ITestOutputHelper output)
         Assert.Equal(5, link.GrantedReceiveMaximum);
         Assert.InRange(link.MaxInFlight, 2, 5); // a window, kept to the grant
         cloud.AssertComplete(Enumerable.Range(1, 300), maxDuplicates: 0);
+        Assert.Contains(gateway.Logs.Entries, e => e.EventId.Id == 5001 && e.Message.EndsWith("(in flight up to 5: the broker's Receive Maximum)", StringComparison.Ordinal));
     }
 
     [Theory]
