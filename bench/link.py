@@ -12,12 +12,12 @@ ends, prints one JSON line: the Receive Maximum the broker granted in its CONNAC
 null for 3.1.1), the most QoS 1/2 publishes the client had sent and the broker not yet
 acknowledged (PUBACK or PUBREC) at any moment, and the publishes counted.
 """
-import asyncio
 import json
 import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 
@@ -85,63 +85,115 @@ class InFlight:
         return 65535  # absent: the protocol's default
 
 
-async def main(listen_port: int, target_port: int, count: bool) -> None:
-    loop = asyncio.get_running_loop()
-    open_writers: set[asyncio.StreamWriter] = set()
-    server: asyncio.base_events.Server | None = None
+class Connection:
+    """One forwarded connection: a thread per direction, blocking reads and writes. A forwarder
+    on this machine competes for its CPU with everything it measures, which a real link does
+    not; an asyncio loop spent about twice this one's CPU per message."""
 
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counter: InFlight | None, to_broker: bool) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                if counter is not None:
-                    counter.feed(to_broker, data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
+    def __init__(self, link: "Link", client: socket.socket, upstream: socket.socket, counter: InFlight | None) -> None:
+        self.link, self.client, self.upstream, self.counter = link, client, upstream, counter
+        self.running = 2
+        self.aborted = False
 
-    async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    def start(self) -> None:
+        for source, target, to_broker in ((self.client, self.upstream, True), (self.upstream, self.client, False)):
+            threading.Thread(target=self.pipe, args=(source, target, to_broker), daemon=True).start()
+
+    def pipe(self, source: socket.socket, target: socket.socket, to_broker: bool) -> None:
+        counter = self.counter
         try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+            while data := source.recv(65536):
+                if counter is not None:  # before it is passed on: its answer may come back at once
+                    with self.link.lock:
+                        counter.feed(to_broker, data)
+                target.sendall(data)
         except OSError:
-            client_writer.close()
-            return
-        open_writers.update((client_writer, up_writer))
-        counter = InFlight() if count else None
-        await asyncio.gather(pipe(client_reader, up_writer, counter, True), pipe(up_reader, client_writer, counter, False))
-        open_writers.difference_update((client_writer, up_writer))
-        if counter is not None and counter.publishes > 0:
-            print(json.dumps({"receive_maximum_granted": counter.granted, "max_in_flight": counter.max_in_flight,
-                              "publishes": counter.publishes}), flush=True)
+            pass
+        with self.link.lock:
+            self.running -= 1
+            last = self.running == 0
+            if last:
+                self.link.connections.discard(self)
+            aborted = self.aborted
+        if not aborted:
+            try:
+                target.shutdown(socket.SHUT_WR)  # pass the end of the stream on
+            except OSError:
+                pass
+        if last:  # the other direction is done with both sockets too
+            self.client.close()
+            self.upstream.close()
+            if counter is not None and counter.publishes > 0:
+                print(json.dumps({"receive_maximum_granted": counter.granted, "max_in_flight": counter.max_in_flight,
+                                  "publishes": counter.publishes}), flush=True)
 
-    async def up() -> None:
-        nonlocal server
-        if server is None:
-            server = await asyncio.start_server(handle, "127.0.0.1", listen_port, reuse_address=True)
+    def abort(self) -> None:
+        """Called under the link's lock. With SO_LINGER 0 the close sends RST, as a vanished peer
+        would; shutting down the read side wakes both threads, and the last one closes."""
+        self.aborted = True
+        for sock in (self.client, self.upstream):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                sock.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+
+class Link:
+    def __init__(self, listen_port: int, target_port: int, count: bool) -> None:
+        self.listen_port, self.target_port, self.count = listen_port, target_port, count
+        self.lock = threading.Lock()
+        self.connections: set[Connection] = set()
+        self.listener: socket.socket | None = None
+
+    def accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # down: the listener was shut down
+                listener.close()
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            for sock in (client, upstream):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection = Connection(self, client, upstream, InFlight() if self.count else None)
+            with self.lock:
+                self.connections.add(connection)
+            connection.start()
+
+    def up(self, *_: object) -> None:
+        if self.listener is None:
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.listen_port))
+            listener.listen(128)
+            self.listener = listener
+            threading.Thread(target=self.accept, args=(listener,), daemon=True).start()
             print(f"up {int(time.time() * 1000)}", flush=True)
 
-    async def down() -> None:
-        nonlocal server
-        if server is not None:
-            server.close()
-            server = None
-        for writer in list(open_writers):
-            sock = writer.get_extra_info("socket")
-            if sock is not None:  # SO_LINGER 0: close sends RST, as a vanished peer would
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
-        open_writers.clear()
+    def down(self, *_: object) -> None:
+        if self.listener is not None:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); new connections are refused
+            self.listener = None
+        with self.lock:
+            for connection in list(self.connections):
+                connection.abort()
         print(f"down {int(time.time() * 1000)}", flush=True)
 
-    loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(down()))
-    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(up()))
-    stop = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, lambda: stop.done() or stop.set_result(None))
-    await up()
-    await stop
+
+def main(listen_port: int, target_port: int, count: bool) -> None:
+    link = Link(listen_port, target_port, count)
+    signal.signal(signal.SIGUSR1, link.down)  # handlers run on this thread, between its waits
+    signal.signal(signal.SIGUSR2, link.up)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    link.up()
+    while True:
+        signal.pause()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), "--count-inflight" in sys.argv[3:]))
+    main(int(sys.argv[1]), int(sys.argv[2]), "--count-inflight" in sys.argv[3:])

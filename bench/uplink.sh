@@ -11,7 +11,8 @@
 # outage      2,000 msg/s; the link goes down for 60 s (bench/link.py refuses and resets
 #             connections); then: how long after the link accepts connections again the first
 #             backlog message reaches the cloud, and the rate the backlog drains at. The bridge
-#             speaks MQTT 3.1.1 (its default), the gateway MQTT 5 and then 3.1.1.
+#             speaks MQTT 3.1.1 (its default), the gateway MQTT 5, then 3.1.1, then MQTT 5 to
+#             the cloud that grants 512 in flight (see below).
 # inflight    bridge and gateway with MQTT 5, through a link that reads the packets: the Receive
 #             Maximum the cloud granted and the most publishes each had unconfirmed.
 # backlog     gateway only: 1,000,000 messages buffered with the link down; RSS idle and with the
@@ -66,10 +67,13 @@ gport=$(free_port)
 mosquitto -c "$work/cloud512.conf" >"$work/cloud512.log" 2>&1 & pids+=($!)
 wait_port "$gport" $! "$work/cloud512.log"
 
-# The uplink's internet connection, which the outage cuts.
+# The uplink's internet connection, which the outage cuts; one to each cloud.
 lport=$(free_port)
 python3 bench/link.py "$lport" "$cport" >"$work/link.log" & link=$!; pids+=($link)
 wait_port "$lport" $link "$work/link.log"
+glport=$(free_port)
+python3 bench/link.py "$glport" "$gport" >"$work/glink.log" & glink=$!; pids+=($glink)
+wait_port "$glport" $glink "$work/glink.log"
 
 start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data directory; $3 = protocol; sets bridge_pid, port
   port=$(free_port); local hport; hport=$(free_port); [ "${2:-}" = keep ] || rm -rf "$work/data"
@@ -131,20 +135,22 @@ for part in "${parts[@]}"; do
     done
     ;;
   outage)
-    for broker in mosquitto-bridge gateway gateway-mqtt311; do
+    for broker in mosquitto-bridge gateway gateway-mqtt311 gateway-mqtt5-grant512; do
+      olink=$link; olog=$work/link.log; sport=$cport
       case $broker in
         gateway) start_gateway "$lport" ;;
         gateway-mqtt311) start_gateway "$lport" "" 3.1.1 ;;
+        gateway-mqtt5-grant512) start_gateway "$glport"; olink=$glink; olog=$work/glink.log; sport=$gport ;;
         *) start_bridge "$lport" ;;
       esac
       # 2,000 msg/s for 100 s from 4 publishers; the link is down from 20 s to 80 s. The
       # subscriber waits up to 120 s for a message, so up to 60 s after the link returns: the
       # bridge's reconnect back-off reaches its cap (restart_timeout, 30 s) during the outage.
-      run_load "$broker" 4 50000 --rate 2000 --idle-seconds 120 >"$work/outage.json" 2>/dev/null &
+      run_load "$broker" 4 50000 --rate 2000 --idle-seconds 120 --sub-port "$sport" >"$work/outage.json" 2>/dev/null &
       loadpid=$!
-      sleep 20; kill -USR1 "$link"; sleep 60; kill -USR2 "$link"
+      sleep 20; kill -USR1 "$olink"; sleep 60; kill -USR2 "$olink"
       wait "$loadpid"
-      up=$(grep '^up ' "$work/link.log" | tail -1 | cut -d' ' -f2)
+      up=$(grep '^up ' "$olog" | tail -1 | cut -d' ' -f2)
       python3 - "$work/outage.json" "$up" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); up = int(sys.argv[2])
