@@ -8,7 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-250000}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+# The variants' restores write their packages (ILLink, ILCompiler) into the lock files: put
+# the lock files back as they were when done.
+tar cf "$work/locks.tar" $(find . -name packages.lock.json -not -path '*/bin/*' -not -path '*/obj/*')
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; tar xf "$work/locks.tar"; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dotnet build bench/Gateway.LoadTool -c Release --nologo -v q >/dev/null
 load=bench/Gateway.LoadTool/bin/Release/net10.0/mqtt-load
@@ -46,6 +49,8 @@ publish self-contained && measure self-contained
 publish readytorun -p:PublishReadyToRun=true && measure readytorun
 publish single-file-readytorun -p:PublishReadyToRun=true -p:PublishSingleFile=true && measure single-file-readytorun
 publish trimmed -p:PublishTrimmed=true -p:PublishReadyToRun=true && measure trimmed || true
+# Native AOT (not shipped, see the README): needs clang and zlib1g-dev to link.
+publish native-aot -p:PublishAot=true && measure native-aot || true
 
 # The envelope of a small board, with the shipped profile's build.
 start "$work/readytorun" env DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_GCHeapHardLimit=0x10000000 DOTNET_TC_CallCountingDelayMs=0 taskset -c 0
@@ -55,3 +60,14 @@ result=$("$load" --port "$port" --qos 1 --messages "$messages" --label "gateway-
 loaded=$(ps -o rss= -p "$pid")
 echo "$result"
 printf '{"envelope":"1 CPU, 256 MB heap cap","idle_rss_mb":%.1f,"rss_after_load_mb":%.1f}\n' "$(echo "$idle / 1024" | bc -l)" "$(echo "$loaded / 1024" | bc -l)"
+kill "$pid"; wait "$pid" 2>/dev/null || true
+
+# The same envelope with the native AOT build, when it built.
+if [ -x "$work/native-aot/gateway" ]; then
+  start "$work/native-aot" env DOTNET_GCHeapHardLimit=0x10000000 taskset -c 0
+  sleep 2
+  idle=$(ps -o rss= -p "$pid")
+  "$load" --port "$port" --qos 1 --messages "$messages" --label "native-aot-1cpu-256mb"
+  loaded=$(ps -o rss= -p "$pid")
+  printf '{"envelope":"native AOT, 1 CPU, 256 MB heap cap","idle_rss_mb":%.1f,"rss_after_load_mb":%.1f}\n' "$(echo "$idle / 1024" | bc -l)" "$(echo "$loaded / 1024" | bc -l)"
+fi
