@@ -1,4 +1,6 @@
-using System.Reflection;
+using Gateway.Gpio;
+using Gateway.Protocols.Mqtt;
+using Gateway.Uplinks;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Host;
@@ -11,8 +13,8 @@ internal static class ConfigurationError
         switch (exception)
         {
             case OptionsValidationException validation:
-                // Options classes declare their section; failures start with the member name.
-                var section = validation.OptionsType.GetField("Section", BindingFlags.Public | BindingFlags.Static)?.GetValue(null) as string;
+                // Failures may start with just the member name.
+                var section = SectionOf(validation.OptionsType);
                 return string.Join("; ", validation.Failures.Select(f => Qualify(section, f)));
             case InvalidOperationException { InnerException: not null } binding when binding.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal):
                 // "Failed to convert configuration value 'abc' at 'Mqtt:Port' to type 'System.Int32'."
@@ -21,6 +23,16 @@ internal static class ConfigurationError
                 return exception.InnerException is { } inner ? Describe(inner) : null;
         }
     }
+
+    // The validated options classes by name, not by reflection: a trimmed or native AOT build
+    // keeps no metadata for a lookup of their Section constants.
+    private static string? SectionOf(Type options) =>
+        options == typeof(MqttOptions) ? MqttOptions.Section
+        : options == typeof(HttpOptions) ? HttpOptions.Section
+        : options == typeof(StorageOptions) ? StorageOptions.Section
+        : options == typeof(GpioOptions) ? GpioOptions.Section
+        : options == typeof(UplinksOptions) ? UplinksOptions.Section
+        : null;
 
     // "MaxPacketSize: The field ..." becomes "Mqtt:MaxPacketSize: The field ..."; a failure whose
     // text already names its key ("Name: Gpio:Pins:N:Name is required") keeps just that text.

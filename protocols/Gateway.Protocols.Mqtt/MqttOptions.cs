@@ -24,7 +24,7 @@ public sealed class MqttOptions
     public int MaxPacketSize { get; set; } = 256 * 1024;
 
     /// <summary>How long a new connection may take to send its CONNECT packet.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.100", "00:10:00", ErrorMessage = "Mqtt:ConnectTimeout must be between 00:00:00.100 and 00:10:00")]
+    [TimeSpanRange("00:00:00.100", "00:10:00", ErrorMessage = "Mqtt:ConnectTimeout must be between 00:00:00.100 and 00:10:00")]
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Messages queued per client before the oldest are dropped (slow or offline persistent sessions).</summary>

@@ -24,6 +24,7 @@ public sealed partial class HostProcessTests
     [InlineData("--Mqtt:BindAddress=not-an-ip", "Mqtt:BindAddress")]
     [InlineData("--Http:Port=-5", "Http:Port")]
     [InlineData("--Mqtt:ConnectTimeout=forever", "Mqtt:ConnectTimeout")]
+    [InlineData("--Mqtt:ConnectTimeout=00:00:00.010", "Mqtt:ConnectTimeout must be between 00:00:00.100 and 00:10:00")]
     [InlineData("--Storage:DataDirectory=/etc/hostname", "Storage:DataDirectory")]
     [InlineData("--Storage:Durability=sometimes", "Storage:Durability")]
     [InlineData("--Storage:MinFreeMegabytes=-1", "Storage:MinFreeMegabytes")]
