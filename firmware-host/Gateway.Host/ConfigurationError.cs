@@ -24,8 +24,8 @@ internal static class ConfigurationError
         }
     }
 
-    // The validated options classes by name, not by reflection: a trimmed or native AOT build
-    // keeps no metadata for a lookup of their Section constants.
+    // The sections of the validated options classes, matched by type: a trimmed or native AOT
+    // build keeps no metadata to look their Section constants up by reflection.
     private static string? SectionOf(Type options) =>
         options == typeof(MqttOptions) ? MqttOptions.Section
         : options == typeof(HttpOptions) ? HttpOptions.Section
