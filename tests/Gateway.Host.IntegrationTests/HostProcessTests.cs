@@ -9,7 +9,19 @@ public sealed partial class HostProcessTests
     private static readonly string GatewayDll = Path.Combine(AppContext.BaseDirectory, "gateway.dll");
 
     internal static ExternalProcess StartGateway(string workingDirectory, params string[] args) =>
-        ExternalProcess.Start("dotnet", [GatewayDll, "--Mqtt:BindAddress=127.0.0.1", "--Http:BindAddress=127.0.0.1", .. args], workingDirectory);
+        StartGatewayProcess(["--Mqtt:BindAddress=127.0.0.1", "--Http:BindAddress=127.0.0.1", .. args], workingDirectory);
+
+    /// <summary>
+    /// The gateway built next to these tests, or, with <c>GATEWAY_EXECUTABLE</c> set, a published
+    /// executable (say a native AOT build) put through the same tests.
+    /// </summary>
+    internal static ExternalProcess StartGatewayProcess(IEnumerable<string> args, string workingDirectory, IDictionary<string, string>? environment = null)
+    {
+        var executable = Environment.GetEnvironmentVariable("GATEWAY_EXECUTABLE");
+        return string.IsNullOrEmpty(executable)
+            ? ExternalProcess.Start("dotnet", [GatewayDll, .. args], workingDirectory, environment)
+            : ExternalProcess.Start(executable, args, workingDirectory, environment);
+    }
 
     internal static async Task<int> MqttPortOfAsync(ExternalProcess gateway, TimeSpan? timeout = null)
     {
@@ -93,9 +105,8 @@ public sealed partial class HostProcessTests
     public async Task Environment_variables_configure_the_gateway()
     {
         using var directory = new TempDirectory();
-        await using var gateway = ExternalProcess.Start(
-            "dotnet",
-            [GatewayDll],
+        await using var gateway = StartGatewayProcess(
+            [],
             directory.Path,
             new Dictionary<string, string> { ["GATEWAY_Mqtt__Port"] = "0", ["GATEWAY_Http__Port"] = "0", ["GATEWAY_Mqtt__MaxPacketSize"] = "1" });
 

@@ -10,9 +10,8 @@ public sealed class WatchdogTests
         using var directory = new TempDirectory();
         using var notify = new NotifySocket();
         var data = Path.Combine(directory.Path, "data");
-        await using var gateway = ExternalProcess.Start(
-            "dotnet",
-            [Path.Combine(AppContext.BaseDirectory, "gateway.dll"), "--Mqtt:Port=0", "--Mqtt:BindAddress=127.0.0.1", "--Http:Port=0", "--Http:BindAddress=127.0.0.1", $"--Storage:DataDirectory={data}"],
+        await using var gateway = HostProcessTests.StartGatewayProcess(
+            ["--Mqtt:Port=0", "--Mqtt:BindAddress=127.0.0.1", "--Http:Port=0", "--Http:BindAddress=127.0.0.1", $"--Storage:DataDirectory={data}"],
             directory.Path,
             new Dictionary<string, string>
             {
