@@ -163,6 +163,8 @@ class Link:
             connection = Connection(self, client, upstream, InFlight() if self.count else None)
             with self.lock:
                 self.connections.add(connection)
+                if self.listener is not listener:  # went down meanwhile: this one is reset too
+                    connection.abort()
             connection.start()
 
     def up(self, *_: object) -> None:
