@@ -13,6 +13,16 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 [ -e /lib/ld-linux-aarch64.so.1 ] || missing+=(libc6:arm64)
 [ -e /usr/lib/aarch64-linux-gnu/libstdc++.so.6 ] || missing+=(libstdc++6:arm64 libgcc-s1:arm64)
+# The publish profiles build native AOT, which links with clang; on x64 the arm64 one
+# cross-links with the arm64 binutils, gcc runtime and libraries.
+command -v clang >/dev/null 2>&1 || missing+=(clang)
+[ -e /usr/include/zlib.h ] || missing+=(zlib1g-dev)
+if [ "$(uname -m)" = x86_64 ]; then
+  command -v aarch64-linux-gnu-ld.bfd >/dev/null 2>&1 || missing+=(binutils-aarch64-linux-gnu)
+  [ -d /usr/lib/gcc-cross/aarch64-linux-gnu ] || missing+=(gcc-aarch64-linux-gnu)
+  [ -e /usr/lib/aarch64-linux-gnu/crt1.o ] || missing+=(libc6-dev:arm64)
+  [ -e /usr/lib/aarch64-linux-gnu/libz.so ] || missing+=(zlib1g-dev:arm64)
+fi
 if ((${#missing[@]})); then
   echo "test.sh: installing ${missing[*]}"
   sudo=""
@@ -29,7 +39,13 @@ dotnet restore Gateway.sln --locked-mode
 dotnet build Gateway.sln -c Release --no-restore
 dotnet format Gateway.sln --verify-no-changes --no-restore
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+shipped=$(mktemp -d)
+trap 'rm -rf "$log" "$shipped"' EXIT
+# The tests that start the gateway as a process run the build that ships (native AOT, this
+# machine's profile); the rest run in-process on the JIT build.
+case "$(uname -m)" in aarch64|arm64) rid=linux-arm64 ;; *) rid=linux-x64 ;; esac
+dotnet publish firmware-host/Gateway.Host -p:PublishProfile="$rid" -o "$shipped" --nologo -v q
+export GATEWAY_EXECUTABLE="$shipped/gateway"
 set +e
 dotnet test Gateway.sln -c Release --no-build --logger "console;verbosity=minimal" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

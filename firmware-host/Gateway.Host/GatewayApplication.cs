@@ -141,6 +141,7 @@ public static class GatewayApplication
         var dataDirectory = Path.GetFullPath(storage.DataDirectory);
         var startupMs = (long)Stopwatch.GetElapsedTime(startedAt).TotalMilliseconds;
         var httpEndpoint = endpoints.Describe("http");
-        HostLog.Started(app.Logger, version, mqttEndpoint, httpEndpoint, webSocketPath, dataDirectory, startupMs);
+        var heapLimitMb = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024 * 1024);
+        HostLog.Started(app.Logger, version, mqttEndpoint, httpEndpoint, webSocketPath, dataDirectory, heapLimitMb, startupMs);
     }
 }

@@ -121,6 +121,7 @@ public sealed partial class HostProcessTests
         await using var gateway = StartGateway(directory.Path, "--Mqtt:Port=0", "--Http:Port=0");
         var port = await MqttPortOfAsync(gateway);
         Assert.True(Directory.Exists(Path.Combine(directory.Path, "data")));
+        Assert.Contains("GC heap limit 256 MB", gateway.Output, StringComparison.Ordinal); // the build's cap, JIT or native AOT
 
         await using (var client = await MqttTestClient.ConnectAsync(port))
         {
