@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Publish variants of the linux-x64 build and what each costs: size on disk, start-up time to
-# accepting MQTT connections (median of 5) and idle RSS. Then the small-board envelope: the
-# shipped variant on one CPU (taskset) with a 256 MB GC heap cap, idle and under the
-# benchmark load (4 publishers -> 1 subscriber, QoS 1, 64 B).
+# accepting MQTT connections (median of 5) and idle RSS. Then the small-board envelope on one
+# CPU (taskset), idle and under the benchmark load (4 publishers -> 1 subscriber, QoS 1, 64 B):
+# the shipped build (native AOT) and the ReadyToRun build for comparison. Every variant has the
+# build's 256 MB GC heap cap and workstation non-concurrent GC.
 #   bench/footprint.sh [messages-per-publisher]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ work=$(mktemp -d)
 # The variants' restores write their packages (ILLink, ILCompiler) into the lock files: put
 # the lock files back as they were when done.
 tar cf "$work/locks.tar" $(find . -name packages.lock.json -not -path '*/bin/*' -not -path '*/obj/*')
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; tar xf "$work/locks.tar"; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; tar xf "$work/locks.tar"; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 dotnet build bench/Gateway.LoadTool -c Release --nologo -v q >/dev/null
 load=bench/Gateway.LoadTool/bin/Release/net10.0/mqtt-load
@@ -45,29 +46,20 @@ measure() { # name
     "$name" "$(du -sm "$work/$name" | cut -f1)" "$median" "$(echo "$rss / 1024" | bc -l)"
 }
 
-publish self-contained && measure self-contained
-publish readytorun -p:PublishReadyToRun=true && measure readytorun
-publish single-file-readytorun -p:PublishReadyToRun=true -p:PublishSingleFile=true && measure single-file-readytorun
-publish trimmed -p:PublishTrimmed=true -p:PublishReadyToRun=true && measure trimmed || true
-# Native AOT (not shipped, see the README): needs clang and zlib1g-dev to link.
-publish native-aot -p:PublishAot=true && measure native-aot || true
+publish native-aot && measure native-aot # the shipped build (PublishAot in the project); linking needs clang, zlib1g-dev
+publish self-contained -p:PublishAot=false && measure self-contained
+publish readytorun -p:PublishAot=false -p:PublishReadyToRun=true && measure readytorun
+publish single-file-readytorun -p:PublishAot=false -p:PublishReadyToRun=true -p:PublishSingleFile=true && measure single-file-readytorun
+publish trimmed -p:PublishAot=false -p:PublishTrimmed=true -p:PublishReadyToRun=true && measure trimmed || true
 
-# The envelope of a small board, with the shipped profile's build.
-start "$work/readytorun" env DOTNET_gcServer=0 DOTNET_gcConcurrent=0 DOTNET_GCHeapHardLimit=0x10000000 DOTNET_TC_CallCountingDelayMs=0 taskset -c 0
-sleep 2
-idle=$(ps -o rss= -p "$pid")
-result=$("$load" --port "$port" --qos 1 --messages "$messages" --label "gateway-1cpu-256mb")
-loaded=$(ps -o rss= -p "$pid")
-echo "$result"
-printf '{"envelope":"1 CPU, 256 MB heap cap","idle_rss_mb":%.1f,"rss_after_load_mb":%.1f}\n' "$(echo "$idle / 1024" | bc -l)" "$(echo "$loaded / 1024" | bc -l)"
-kill "$pid"; wait "$pid" 2>/dev/null || true
-
-# The same envelope with the native AOT build, when it built.
-if [ -x "$work/native-aot/gateway" ]; then
-  start "$work/native-aot" env DOTNET_GCHeapHardLimit=0x10000000 taskset -c 0
+envelope() { # name
+  start "$work/$1" taskset -c 0
   sleep 2
   idle=$(ps -o rss= -p "$pid")
-  "$load" --port "$port" --qos 1 --messages "$messages" --label "native-aot-1cpu-256mb"
+  "$load" --port "$port" --qos 1 --messages "$messages" --label "$1-1cpu-256mb"
   loaded=$(ps -o rss= -p "$pid")
-  printf '{"envelope":"native AOT, 1 CPU, 256 MB heap cap","idle_rss_mb":%.1f,"rss_after_load_mb":%.1f}\n' "$(echo "$idle / 1024" | bc -l)" "$(echo "$loaded / 1024" | bc -l)"
-fi
+  printf '{"envelope":"%s, 1 CPU, 256 MB heap cap","idle_rss_mb":%.1f,"rss_after_load_mb":%.1f}\n' "$1" "$(echo "$idle / 1024" | bc -l)" "$(echo "$loaded / 1024" | bc -l)"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+envelope native-aot
+envelope readytorun

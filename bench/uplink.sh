@@ -18,9 +18,8 @@
 # backlog     gateway only: 1,000,000 messages buffered with the link down; RSS idle and with the
 #             backlog on disk, a restart with it (start-up time, RSS), then the drain of all of it
 #             once the link returns.
-# The gateway is the shipped build (the linux-x64 publish profile: self-contained, ReadyToRun)
-# run with the runtime settings of systemd/gateway.service (256 MB heap limit, workstation
-# non-concurrent GC, hot code recompiled without the start-up delay), as installed. Its uplink
+# The gateway is the shipped build (the linux-x64 publish profile: self-contained native AOT,
+# with the runtime settings built in: 256 MB heap limit, workstation non-concurrent GC). Its uplink
 # speaks MQTT 5 (its default) unless a part says otherwise; throughput also runs it with MQTT
 # 3.1.1, the protocol the bridge speaks by default, and the bridge with MQTT 5. mosquitto
 # grants an MQTT 5 client a Receive Maximum of 20 (its max_inflight_messages): the uplink keeps
@@ -77,7 +76,6 @@ wait_port "$glport" $glink "$work/glink.log"
 
 start_gateway() { # $1 = port the uplink connects to; $2 = keep = reuse the data directory; $3 = protocol; sets bridge_pid, port
   port=$(free_port); local hport; hport=$(free_port); [ "${2:-}" = keep ] || rm -rf "$work/data"
-  DOTNET_gcServer=0 DOTNET_GCHeapHardLimit=0x10000000 DOTNET_gcConcurrent=0 DOTNET_TC_CallCountingDelayMs=0 \
   "$work/gateway/gateway" --Uplinks:cloud:ProtocolVersion="${3:-5}" \
     --Mqtt:Port="$port" --Mqtt:BindAddress=127.0.0.1 --Http:Port="$hport" --Http:BindAddress=127.0.0.1 \
     --Storage:DataDirectory="$work/data" \

@@ -34,6 +34,11 @@ root="${DESTDIR:-}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 if [ -z "$from" ]; then
+  # The build is native AOT: the .NET SDK compiles it, clang links it against zlib.
+  if ! command -v clang >/dev/null 2>&1 || [ ! -e /usr/include/zlib.h ]; then
+    echo "install.sh: publishing needs clang and zlib1g-dev (apt-get install clang zlib1g-dev), or pass --from a published build" >&2
+    exit 1
+  fi
   echo "install.sh: publishing for $rid"
   dotnet publish "$repo/firmware-host/Gateway.Host" -c Release -p:PublishProfile="$rid" -o "$work/publish" --nologo -v q
   from="$work/publish"
