@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 messages=${1:-250000}
 work=$(mktemp -d)
-# The variants' restores write their packages (ILLink, ILCompiler) into the lock files: put
-# the lock files back as they were when done.
+# The variants' restores rewrite the lock files (the JIT variants drop the AOT compiler's
+# packages): put the lock files back as they were when done.
 tar cf "$work/locks.tar" $(find . -name packages.lock.json -not -path '*/bin/*' -not -path '*/obj/*')
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; tar xf "$work/locks.tar"; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
