@@ -4,8 +4,9 @@ using Gateway.Storage;
 using LiteDB;
 using Microsoft.Extensions.Logging.Abstractions;
 
-// Durable write rates on this disk, 256-byte bodies: raw LiteDB with a checkpoint per commit at
-// 1, 100 and 1,000 inserts per commit, then the gateway's store with 1, 4 and 50 concurrent
+// Durable write rates on this disk, 256-byte bodies: raw LiteDB at 1, 100 and 1,000 inserts per
+// commit, put on disk two ways (a checkpoint per commit; an fsync of LiteDB's log per commit, with
+// a checkpoint every 4 MB of log, as the store does), then the gateway's store with 1, 4 and 50 concurrent
 // appenders (each waiting for its own commit), then the store as a forwarding uplink uses it,
 // with the process CPU per message. Prints one JSON line per measurement; `store-bench forward`
 // runs only the last one.
@@ -21,24 +22,41 @@ try
 
     foreach (var perCommit in new[] { 1, 100, 1000 })
     {
-        var path = Path.Combine(directory, $"raw-{perCommit}.db");
-        using var db = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
-        var log = db.GetCollection("log");
-        var total = perCommit == 1 ? 2000 : 50_000;
-        var started = Stopwatch.GetTimestamp();
-        for (var i = 0; i < total; i += perCommit)
+        foreach (var logSync in new[] { false, true })
         {
-            db.BeginTrans();
-            for (var j = 0; j < perCommit; j++)
+            var path = Path.Combine(directory, $"raw-{perCommit}-{logSync}.db");
+            using var db = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
+            var log = db.GetCollection("log");
+            using var logFile = logSync ? new FileStream(Path.Combine(directory, $"raw-{perCommit}-{logSync}-log.db"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, 0) : null;
+            db.CheckpointSize = logSync ? 0 : db.CheckpointSize;
+            var total = perCommit == 1 ? 2000 : 50_000;
+            var started = Stopwatch.GetTimestamp();
+            for (var i = 0; i < total; i += perCommit)
             {
-                log.Insert(new BsonDocument { ["_id"] = i + j, ["b"] = body });
+                db.BeginTrans();
+                for (var j = 0; j < perCommit; j++)
+                {
+                    log.Insert(new BsonDocument { ["_id"] = i + j, ["b"] = body });
+                }
+
+                db.Commit();
+                if (logFile is null)
+                {
+                    db.Checkpoint();
+                }
+                else
+                {
+                    logFile.Flush(flushToDisk: true);
+                    if (logFile.Length >= 4 * 1024 * 1024)
+                    {
+                        db.Checkpoint();
+                        logFile.Flush(flushToDisk: true);
+                    }
+                }
             }
 
-            db.Commit();
-            db.Checkpoint();
+            Report(new() { ["what"] = logSync ? "raw LiteDB, log fsynced per commit" : "raw LiteDB, checkpoint per commit", ["inserts_per_commit"] = perCommit, ["inserts_per_s"] = Math.Round(total / Stopwatch.GetElapsedTime(started).TotalSeconds) });
         }
-
-        Report(new() { ["what"] = "raw LiteDB, checkpoint per commit", ["inserts_per_commit"] = perCommit, ["inserts_per_s"] = Math.Round(total / Stopwatch.GetElapsedTime(started).TotalSeconds) });
     }
 
     foreach (var appenders in new[] { 1, 4, 50 })

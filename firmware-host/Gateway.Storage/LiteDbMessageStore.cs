@@ -9,11 +9,12 @@ namespace Gateway.Storage;
 /// Durable queues in one LiteDB file (ARCHITECTURE.md, store-and-forward). LiteDB is
 /// synchronous, so one dedicated thread owns the database and takes operations from a bounded
 /// channel: it gathers whatever is waiting into one transaction, commits it, and, in
-/// <see cref="StoreDurability.Durable"/> mode, checkpoints it to the data file before answering
-/// anyone. LiteDB's Commit() writes its pages into the log file but never fsyncs it; Checkpoint()
-/// copies them into the data file and fsyncs that, so a writer is told "stored" only once its
-/// group survived that (an fsync of the growing log instead measured slower on ext4). Under
-/// load many appends share one transaction and one flush; each caller still waits for its own.
+/// <see cref="StoreDurability.Durable"/> mode, fsyncs LiteDB's log file before answering anyone
+/// (LiteDB's Commit() writes the transaction there but never fsyncs it; at open LiteDB reads
+/// back every transaction the log confirms, see <see cref="LiteDbLogFile"/>). The log is
+/// checkpointed into the data file once it holds <see cref="StoreOptions.CheckpointBytes"/>,
+/// always after an fsync of it. Under load many appends share one transaction and one fsync;
+/// each caller still waits for its own.
 /// Removals (messages the cloud confirmed) wait on their own for up to
 /// <see cref="RemovalDelay"/> or <see cref="MaxDeferredRemovals"/> messages and are written
 /// with the next group that writes anyway: a drain then costs a transaction per hundreds of
@@ -28,6 +29,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly ILogger _logger;
     private readonly SegmentLog _log; // writer thread only
     private readonly StoreLock _lock;
+    private readonly LiteDbLogFile _logFile;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -60,9 +62,10 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private bool _writeRemovals; // writer thread
     private volatile bool _lowDisk;
 
-    private LiteDbMessageStore(StoreLock storeLock, LiteDatabase database, SegmentLog log, string path, StoreOptions options, ILogger logger)
+    private LiteDbMessageStore(StoreLock storeLock, LiteDatabase database, LiteDbLogFile logFile, SegmentLog log, string path, StoreOptions options, ILogger logger)
     {
         _lock = storeLock;
+        _logFile = logFile;
         _log = log;
         foreach (var queue in log.Queues.Keys)
         {
@@ -92,6 +95,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     }
 
     public string Path { get; }
+
+    /// <summary>How much of LiteDB's log is on disk (tests build what a power cut would leave).</summary>
+    internal long SyncedLogLength => _logFile.SyncedLength;
 
     /// <summary>Tests hold the writer here to queue up a known set of operations.</summary>
     internal ManualResetEventSlim? TestGate { get; set; }
@@ -123,7 +129,18 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         try
         {
             var (database, log) = StoreRecovery.OpenOrRecover(path, logger, database => OpenLog(database, logger));
-            var store = new LiteDbMessageStore(storeLock, database, log, path, options, logger);
+            LiteDbLogFile logFile;
+            try
+            {
+                logFile = LiteDbLogFile.Open(path);
+            }
+            catch
+            {
+                database.Dispose();
+                throw;
+            }
+
+            var store = new LiteDbMessageStore(storeLock, database, logFile, log, path, options, logger);
             StoreLog.Opened(logger, path, options.Durability, store.MessageCount, log.Queues.Count);
             return store;
         }
@@ -216,7 +233,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
             _log.Persist(); // removals still deferred
             _database.Commit();
             SaveClock();
-            _database.Checkpoint();
+            Checkpoint();
         }
         catch (Exception ex) when (ex is LiteException or IOException)
         {
@@ -225,6 +242,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
         _log.Dispose();
         _database.Dispose();
+        _logFile.Dispose();
         _lock.Dispose();
     }
 
@@ -314,7 +332,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                 _database.Commit();
                 if (needsFlush && _options.Durability == StoreDurability.Durable)
                 {
-                    _database.Checkpoint();
+                    _logFile.Sync();
+                }
+
+                if (_logFile.Length >= _options.CheckpointBytes)
+                {
+                    Checkpoint();
                 }
             }
         }
@@ -343,6 +366,24 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         foreach (var operation in group)
         {
             operation.Complete();
+        }
+    }
+
+    // Copies the log into the data file (LiteDB fsyncs that before it empties the log). In durable
+    // mode the log is fsynced first, so a power cut in the middle leaves the whole log to copy
+    // again, and after, so the emptied log is what is on disk before anything is written to it.
+    private void Checkpoint()
+    {
+        var durable = _options.Durability == StoreDurability.Durable;
+        if (durable)
+        {
+            _logFile.Sync();
+        }
+
+        _database.Checkpoint();
+        if (durable)
+        {
+            _logFile.Sync();
         }
     }
 

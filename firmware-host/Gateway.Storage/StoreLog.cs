@@ -20,6 +20,9 @@ internal static partial class StoreLog
     [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Moved {Messages} stored messages into the segment format")]
     public static partial void Imported(ILogger logger, long messages);
 
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Message store {Path}: the last write before the gateway stopped was cut short; dropped its {Bytes} bytes from the log (nobody had been answered for them)")]
+    public static partial void TornLogCut(ILogger logger, string path, long bytes);
+
     [LoggerMessage(EventId = 4010, Level = LogLevel.Critical, Message = "Free space under {Directory} is {FreeMegabytes} MB, below the {ReserveMegabytes} MB reserve (Storage:MinFreeMegabytes): new messages for durable queues are refused until space is freed")]
     public static partial void DiskLow(ILogger logger, string directory, long freeMegabytes, long reserveMegabytes);
 

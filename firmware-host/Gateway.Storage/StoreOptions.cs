@@ -3,7 +3,7 @@ namespace Gateway.Storage;
 /// <summary>When an acknowledged write is on disk.</summary>
 public enum StoreDurability
 {
-    /// <summary>Each group commit is checkpointed (flushed to the data file) before its writers are answered.</summary>
+    /// <summary>Each group commit is fsynced (LiteDB's log file) before its writers are answered.</summary>
     Durable,
 
     /// <summary>
@@ -22,6 +22,12 @@ public sealed record class StoreOptions
     public string FileName { get; init; } = "gateway.db";
 
     public StoreDurability Durability { get; init; } = StoreDurability.Durable;
+
+    /// <summary>
+    /// The log file size at which it is copied into the data file and emptied. Larger means fewer,
+    /// longer checkpoints, and more of the log's pages held in LiteDB's cache meanwhile.
+    /// </summary>
+    public long CheckpointBytes { get; init; } = 4L * 1024 * 1024;
 
     /// <summary>Most operations in one transaction.</summary>
     public int MaxGroupSize { get; init; } = 2048;

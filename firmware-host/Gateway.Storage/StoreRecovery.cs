@@ -19,6 +19,12 @@ internal static class StoreRecovery
     {
         try
         {
+            var cut = LiteDbLogFile.CutTornTail(path);
+            if (cut > 0)
+            {
+                StoreLog.TornLogCut(logger, path, cut);
+            }
+
             var database = Open(path);
             try
             {
@@ -34,10 +40,10 @@ internal static class StoreRecovery
         {
             var movedTo = $"{path}.damaged-{DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture)}";
             File.Move(path, movedTo);
-            var logFile = LogFileOf(path);
+            var logFile = LiteDbLogFile.PathOf(path);
             if (File.Exists(logFile))
             {
-                File.Move(logFile, LogFileOf(movedTo));
+                File.Move(logFile, LiteDbLogFile.PathOf(movedTo));
             }
 
             var fresh = Open(path);
@@ -47,7 +53,22 @@ internal static class StoreRecovery
         }
     }
 
-    private static LiteDatabase Open(string path) => new(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
+    // The store checkpoints by itself, only once the log is on disk (LiteDbLogFile): LiteDB's own
+    // checkpoint runs inside Commit(), before the store could fsync the transaction it wrote.
+    private static LiteDatabase Open(string path)
+    {
+        var database = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
+        try
+        {
+            database.CheckpointSize = 0;
+            return database;
+        }
+        catch
+        {
+            database.Dispose();
+            throw;
+        }
+    }
 
     // Messages first, then retained messages, definitions and the store clock (so stored ages carry on).
     private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh)
@@ -160,9 +181,6 @@ internal static class StoreRecovery
             return (copied, 1); // past the damage, LiteDB cannot follow the page chain
         }
     }
-
-    private static string LogFileOf(string path) =>
-        System.IO.Path.Combine(System.IO.Path.GetDirectoryName(path)!, System.IO.Path.GetFileNameWithoutExtension(path) + "-log" + System.IO.Path.GetExtension(path));
 
     internal static bool IsDamage(Exception ex) =>
         ex is LiteException or InvalidCastException or IndexOutOfRangeException or ArgumentException or InvalidOperationException or IOException or FormatException or OverflowException or NullReferenceException;

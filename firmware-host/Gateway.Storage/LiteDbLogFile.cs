@@ -1,0 +1,143 @@
+using System.Runtime.InteropServices;
+
+namespace Gateway.Storage;
+
+/// <summary>
+/// LiteDB's write-ahead log (<c>gateway-log.db</c> beside <c>gateway.db</c>), held open so the
+/// store can fsync it. LiteDB 5.0.21's <c>Commit()</c> writes a transaction's pages at the end of
+/// this file, the last one marked "confirmed", but never fsyncs it; at open LiteDB reads every
+/// confirmed transaction back from it. So a group is on disk once its commit returned and this
+/// file was fsynced. A checkpoint copies the log into the data file, fsyncs that and only then
+/// empties the log; the store checkpoints only a log that is already on disk, so a power cut
+/// in the middle of one is repaired at the next open by copying the same pages again.
+/// </summary>
+internal sealed partial class LiteDbLogFile : IDisposable
+{
+    private const int PageSize = 8192; // LiteDB's page
+    private const int ConfirmedFlag = 18; // offset of a page header's "transaction confirmed" byte
+    private const int BlankHeader = 16; // LiteDB skips a log page whose first 16 bytes are zero
+
+    private readonly FileStream _stream;
+    private long _syncedLength;
+
+    private LiteDbLogFile(FileStream stream) => _stream = stream;
+
+    /// <summary>The log's size now (an fstat).</summary>
+    public long Length => _stream.Length;
+
+    /// <summary>How much of the log the last <see cref="Sync"/> put on disk (what a power cut leaves).</summary>
+    public long SyncedLength => Volatile.Read(ref _syncedLength);
+
+    public static string PathOf(string dataFile) =>
+        Path.Combine(Path.GetDirectoryName(dataFile)!, Path.GetFileNameWithoutExtension(dataFile) + "-log" + Path.GetExtension(dataFile));
+
+    /// <summary>
+    /// Opens (creating it when missing) the log of <paramref name="dataFile"/> and makes the
+    /// directory entries of both files durable: LiteDB deletes an empty log when it closes, so
+    /// each start may create it again.
+    /// </summary>
+    public static LiteDbLogFile Open(string dataFile)
+    {
+        var path = PathOf(dataFile);
+        var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+        try
+        {
+            SyncDirectory(Path.GetDirectoryName(path)!);
+            return new LiteDbLogFile(stream);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Everything LiteDB has written to the log is on disk when this returns.</summary>
+    public void Sync()
+    {
+        var length = _stream.Length;
+        _stream.Flush(flushToDisk: true);
+        Volatile.Write(ref _syncedLength, length);
+    }
+
+    public void Dispose() => _stream.Dispose();
+
+    /// <summary>
+    /// Before LiteDB opens the file: a power cut while a group was being written can leave that
+    /// group's last, confirming page on disk but an earlier one not (the kernel writes a file's
+    /// pages back in no set order until the fsync). LiteDB would skip the missing page (it reads
+    /// as zeros) and apply the rest as a whole transaction. Every group before it was fsynced
+    /// whole before its writers were answered, so the log is cut after the last confirmed page
+    /// ahead of the first such hole: only a group nobody was answered for is dropped. Returns
+    /// the bytes cut.
+    /// </summary>
+    public static long CutTornTail(string dataFile)
+    {
+        var path = PathOf(dataFile);
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, bufferSize: 0);
+        var length = stream.Length - (stream.Length % PageSize);
+        Span<byte> header = stackalloc byte[ConfirmedFlag + 1];
+        long keep = 0; // the end of the last confirmed page so far
+        for (long at = 0; at < length; at += PageSize)
+        {
+            if (RandomAccess.Read(stream.SafeFileHandle, header, at) < header.Length)
+            {
+                break;
+            }
+
+            if (!header[..BlankHeader].ContainsAnyExcept((byte)0))
+            {
+                stream.SetLength(keep);
+                stream.Flush(flushToDisk: true);
+                return length - keep;
+            }
+
+            if (header[ConfirmedFlag] != 0)
+            {
+                keep = at + PageSize;
+            }
+        }
+
+        return 0;
+    }
+
+    private static void SyncDirectory(string directory)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        var fd = OpenDirectory(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
+        }
+
+        try
+        {
+            if (FSync(fd) != 0)
+            {
+                throw new IOException($"Cannot sync {directory} (errno {Marshal.GetLastPInvokeError()})");
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int OpenDirectory(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int FSync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(int fd);
+}
