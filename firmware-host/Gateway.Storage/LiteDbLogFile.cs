@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using LiteDB;
 
 namespace Gateway.Storage;
 
@@ -8,8 +9,10 @@ namespace Gateway.Storage;
 /// this file, the last one marked "confirmed", but never fsyncs it; at open LiteDB reads every
 /// confirmed transaction back from it. So a group is on disk once its commit returned and this
 /// file was fsynced. A checkpoint copies the log into the data file, fsyncs that and only then
-/// empties the log; the store checkpoints only a log that is already on disk, so a power cut
-/// in the middle of one is repaired at the next open by copying the same pages again.
+/// empties the log; every checkpoint goes through <see cref="Checkpoint"/>, which runs it only on
+/// a log that is already on disk, so a power cut in the middle of one is repaired at the next
+/// open by copying the same pages again. (LiteDB's own checkpoint, which runs inside Commit()
+/// before anyone could fsync the transaction it just wrote, is turned off.)
 /// </summary>
 internal sealed partial class LiteDbLogFile : IDisposable
 {
@@ -18,12 +21,17 @@ internal sealed partial class LiteDbLogFile : IDisposable
     private const int BlankHeader = 16; // LiteDB skips a log page whose first 16 bytes are zero
 
     private readonly FileStream _stream;
+    private readonly long _checkpointBytes;
     private long _syncedLength;
 
-    private LiteDbLogFile(FileStream stream) => _stream = stream;
+    private LiteDbLogFile(FileStream stream, long checkpointBytes)
+    {
+        _stream = stream;
+        _checkpointBytes = checkpointBytes;
+    }
 
-    /// <summary>The log's size now (an fstat).</summary>
-    public long Length => _stream.Length;
+    /// <summary>The log holds <see cref="StoreOptions.CheckpointBytes"/> or more (an fstat).</summary>
+    public bool IsFull => _stream.Length >= _checkpointBytes;
 
     /// <summary>How much of the log the last <see cref="Sync"/> put on disk (what a power cut leaves).</summary>
     public long SyncedLength => Volatile.Read(ref _syncedLength);
@@ -31,24 +39,38 @@ internal sealed partial class LiteDbLogFile : IDisposable
     public static string PathOf(string dataFile) =>
         Path.Combine(Path.GetDirectoryName(dataFile)!, Path.GetFileNameWithoutExtension(dataFile) + "-log" + Path.GetExtension(dataFile));
 
+    /// <summary>Opens (creating it when missing) the log of <paramref name="dataFile"/>, which LiteDB has just opened.</summary>
+    public static LiteDbLogFile Open(string dataFile, long checkpointBytes) =>
+        new(new FileStream(PathOf(dataFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0), checkpointBytes);
+
     /// <summary>
-    /// Opens (creating it when missing) the log of <paramref name="dataFile"/> and makes the
-    /// directory entries of both files durable: LiteDB deletes an empty log when it closes, so
-    /// each start may create it again.
+    /// Makes the directory entries of the data file and the log durable: LiteDB deletes an empty
+    /// log when it closes, so each start may create it again.
     /// </summary>
-    public static LiteDbLogFile Open(string dataFile)
+    public void SyncDirectory()
     {
-        var path = PathOf(dataFile);
-        var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        var directory = Path.GetDirectoryName(_stream.Name)!;
+        var fd = OpenDirectory(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            throw new IOException($"Cannot open {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
+        }
+
         try
         {
-            SyncDirectory(Path.GetDirectoryName(path)!);
-            return new LiteDbLogFile(stream);
+            if (FSync(fd) != 0)
+            {
+                throw new IOException($"Cannot sync {directory} (errno {Marshal.GetLastPInvokeError()})");
+            }
         }
-        catch
+        finally
         {
-            stream.Dispose();
-            throw;
+            _ = Close(fd);
         }
     }
 
@@ -60,6 +82,25 @@ internal sealed partial class LiteDbLogFile : IDisposable
         Volatile.Write(ref _syncedLength, length);
     }
 
+    /// <summary>
+    /// Copies the log into the data file. With <paramref name="durable"/>, the log is fsynced
+    /// before (so a power cut in the middle leaves the whole log to copy again) and after (so the
+    /// emptied log is what is on disk before anything new is written to it).
+    /// </summary>
+    public void Checkpoint(LiteDatabase database, bool durable = true)
+    {
+        if (durable)
+        {
+            Sync();
+        }
+
+        database.Checkpoint();
+        if (durable)
+        {
+            Sync();
+        }
+    }
+
     public void Dispose() => _stream.Dispose();
 
     /// <summary>
@@ -68,8 +109,9 @@ internal sealed partial class LiteDbLogFile : IDisposable
     /// pages back in no set order until the fsync). LiteDB would skip the missing page (it reads
     /// as zeros) and apply the rest as a whole transaction. Every group before it was fsynced
     /// whole before its writers were answered, so the log is cut after the last confirmed page
-    /// ahead of the first such hole: only a group nobody was answered for is dropped. Returns
-    /// the bytes cut.
+    /// ahead of the first such hole: only a group nobody was answered for is dropped. What is
+    /// left is fsynced, so nothing that may not be on disk is ever checkpointed. Returns the
+    /// bytes cut.
     /// </summary>
     public static long CutTornTail(string dataFile)
     {
@@ -103,33 +145,8 @@ internal sealed partial class LiteDbLogFile : IDisposable
             }
         }
 
+        stream.Flush(flushToDisk: true); // groups not fsynced before a kill: on disk before any checkpoint copies them
         return 0;
-    }
-
-    private static void SyncDirectory(string directory)
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return;
-        }
-
-        var fd = OpenDirectory(directory, 0 /* O_RDONLY */);
-        if (fd < 0)
-        {
-            throw new IOException($"Cannot open {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
-        }
-
-        try
-        {
-            if (FSync(fd) != 0)
-            {
-                throw new IOException($"Cannot sync {directory} (errno {Marshal.GetLastPInvokeError()})");
-            }
-        }
-        finally
-        {
-            _ = Close(fd);
-        }
     }
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]

@@ -128,15 +128,15 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         var storeLock = StoreLock.Acquire(path);
         try
         {
-            var (database, log) = StoreRecovery.OpenOrRecover(path, logger, database => OpenLog(database, logger));
-            LiteDbLogFile logFile;
+            var (database, logFile, log) = StoreRecovery.OpenOrRecover(path, options.CheckpointBytes, logger, (database, logFile) => OpenLog(database, logFile, logger));
             try
             {
-                logFile = LiteDbLogFile.Open(path);
+                logFile.SyncDirectory(); // before anyone is told a write is on disk
             }
             catch
             {
                 database.Dispose();
+                logFile.Dispose();
                 throw;
             }
 
@@ -151,11 +151,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
     }
 
-    private static SegmentLog OpenLog(LiteDatabase database, ILogger logger)
+    private static SegmentLog OpenLog(LiteDatabase database, LiteDbLogFile logFile, ILogger logger)
     {
         var log = new SegmentLog(database, logger);
         log.Load(database, verify: true);
-        var imported = log.ImportLegacy();
+        var imported = log.ImportLegacy(logFile);
         if (imported > 0)
         {
             StoreLog.Imported(logger, imported);
@@ -335,7 +335,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                     _logFile.Sync();
                 }
 
-                if (_logFile.Length >= _options.CheckpointBytes)
+                if (_logFile.IsFull)
                 {
                     Checkpoint();
                 }
@@ -369,23 +369,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
     }
 
-    // Copies the log into the data file (LiteDB fsyncs that before it empties the log). In durable
-    // mode the log is fsynced first, so a power cut in the middle leaves the whole log to copy
-    // again, and after, so the emptied log is what is on disk before anything is written to it.
-    private void Checkpoint()
-    {
-        var durable = _options.Durability == StoreDurability.Durable;
-        if (durable)
-        {
-            _logFile.Sync();
-        }
-
-        _database.Checkpoint();
-        if (durable)
-        {
-            _logFile.Sync();
-        }
-    }
+    private void Checkpoint() => _logFile.Checkpoint(_database, _options.Durability == StoreDurability.Durable);
 
     private void ForgetDeferredRemovals()
     {

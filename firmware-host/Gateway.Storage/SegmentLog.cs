@@ -145,7 +145,7 @@ internal sealed class SegmentLog : IDisposable
     /// batch per transaction (each batch's messages are in segments or in the old collection,
     /// never both or neither), then drops the old collection. Returns how many moved.
     /// </summary>
-    public long ImportLegacy()
+    public long ImportLegacy(LiteDbLogFile logFile)
     {
         if (!_database.CollectionExists(MessageDocument.Collection))
         {
@@ -173,10 +173,14 @@ internal sealed class SegmentLog : IDisposable
             Persist();
             _database.Commit();
             moved += batch.Count;
+            if (logFile.IsFull)
+            {
+                logFile.Checkpoint(_database); // LiteDB keeps every page of its log in memory until one
+            }
         }
 
         _database.DropCollection(MessageDocument.Collection);
-        _database.Checkpoint();
+        logFile.Checkpoint(_database);
         MessageCount += moved;
         return moved;
     }

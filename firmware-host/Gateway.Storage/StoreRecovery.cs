@@ -15,7 +15,7 @@ internal static class StoreRecovery
     /// Opens the file and runs <paramref name="scan"/> over it (it must read every message's key:
     /// that is the damage probe); on damage, recovers into a fresh file and scans that.
     /// </summary>
-    public static (LiteDatabase Database, T Scan) OpenOrRecover<T>(string path, ILogger logger, Func<LiteDatabase, T> scan)
+    public static (LiteDatabase Database, LiteDbLogFile LogFile, T Scan) OpenOrRecover<T>(string path, long checkpointBytes, ILogger logger, Func<LiteDatabase, LiteDbLogFile, T> scan)
     {
         try
         {
@@ -25,14 +25,15 @@ internal static class StoreRecovery
                 StoreLog.TornLogCut(logger, path, cut);
             }
 
-            var database = Open(path);
+            var (database, logFile) = Open(path, checkpointBytes);
             try
             {
-                return (database, scan(database));
+                return (database, logFile, scan(database, logFile));
             }
             catch
             {
                 database.Dispose();
+                logFile.Dispose();
                 throw;
             }
         }
@@ -46,22 +47,22 @@ internal static class StoreRecovery
                 File.Move(logFile, LiteDbLogFile.PathOf(movedTo));
             }
 
-            var fresh = Open(path);
-            var (recovered, lost) = Salvage(movedTo, fresh);
+            var (fresh, freshLog) = Open(path, checkpointBytes);
+            var (recovered, lost) = Salvage(movedTo, fresh, freshLog);
             StoreLog.Recovered(logger, path, ex.Message, movedTo, recovered, lost);
-            return (fresh, scan(fresh));
+            return (fresh, freshLog, scan(fresh, freshLog));
         }
     }
 
-    // The store checkpoints by itself, only once the log is on disk (LiteDbLogFile): LiteDB's own
-    // checkpoint runs inside Commit(), before the store could fsync the transaction it wrote.
-    private static LiteDatabase Open(string path)
+    // Every checkpoint goes through LiteDbLogFile: LiteDB's own runs inside Commit(), before the
+    // store could fsync the transaction it wrote.
+    private static (LiteDatabase Database, LiteDbLogFile LogFile) Open(string path, long checkpointBytes)
     {
         var database = new LiteDatabase(new ConnectionString { Filename = path, Connection = ConnectionType.Direct });
         try
         {
             database.CheckpointSize = 0;
-            return database;
+            return (database, LiteDbLogFile.Open(path, checkpointBytes));
         }
         catch
         {
@@ -71,7 +72,7 @@ internal static class StoreRecovery
     }
 
     // Messages first, then retained messages, definitions and the store clock (so stored ages carry on).
-    private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh)
+    private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh, LiteDbLogFile freshLog)
     {
         long recovered = 0, lost = 0;
         try
@@ -79,7 +80,7 @@ internal static class StoreRecovery
             using var source = new LiteDatabase(new ConnectionString { Filename = damaged, Connection = ConnectionType.Direct, ReadOnly = true });
             foreach (var name in (ReadOnlySpan<string>)[MessageDocument.Collection, SegmentDocuments.Headers, SegmentDocuments.Records, MessageDocument.RetainedCollection, LiteDbMessageStore.DefinitionsCollection, MessageDocument.MetaCollection])
             {
-                var (copied, failed) = Copy(source, fresh, name);
+                var (copied, failed) = Copy(source, fresh, freshLog, name);
                 if (name == MessageDocument.Collection)
                 {
                     (recovered, lost) = (copied, failed);
@@ -92,7 +93,7 @@ internal static class StoreRecovery
         }
 
         var (inSegments, lostInSegments) = Reconcile(fresh);
-        fresh.Checkpoint();
+        freshLog.Checkpoint(fresh);
         return (recovered + inSegments, lost + lostInSegments);
     }
 
@@ -161,7 +162,8 @@ internal static class StoreRecovery
         return (count, 0);
     }
 
-    private static (long Copied, long Lost) Copy(LiteDatabase source, LiteDatabase target, string collection)
+    // A checkpoint whenever the log is full: LiteDB keeps every page of its log in memory until one.
+    private static (long Copied, long Lost) Copy(LiteDatabase source, LiteDatabase target, LiteDbLogFile targetLog, string collection)
     {
         long copied = 0;
         try
@@ -171,7 +173,10 @@ internal static class StoreRecovery
             while (documents.MoveNext())
             {
                 into.Upsert(documents.Current);
-                copied++;
+                if (++copied % 64 == 0 && targetLog.IsFull)
+                {
+                    targetLog.Checkpoint(target);
+                }
             }
 
             return (copied, 0);
