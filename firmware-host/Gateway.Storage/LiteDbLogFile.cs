@@ -83,22 +83,15 @@ internal sealed partial class LiteDbLogFile : IDisposable
     }
 
     /// <summary>
-    /// Copies the log into the data file. With <paramref name="durable"/>, the log is fsynced
-    /// before (so a power cut in the middle leaves the whole log to copy again) and after (so the
-    /// emptied log is what is on disk before anything new is written to it).
+    /// Copies the log into the data file. The log is fsynced before (so a power cut in the middle
+    /// leaves the whole log to copy again) and after (so the emptied log is what is on disk
+    /// before anything new is written to it).
     /// </summary>
-    public void Checkpoint(LiteDatabase database, bool durable = true)
+    public void Checkpoint(LiteDatabase database)
     {
-        if (durable)
-        {
-            Sync();
-        }
-
+        Sync();
         database.Checkpoint();
-        if (durable)
-        {
-            Sync();
-        }
+        Sync();
     }
 
     public void Dispose() => _stream.Dispose();
