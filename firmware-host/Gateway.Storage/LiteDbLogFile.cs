@@ -47,14 +47,16 @@ internal sealed partial class LiteDbLogFile : IDisposable
     /// Makes the directory entries of the data file and the log durable: LiteDB deletes an empty
     /// log when it closes, so each start may create it again.
     /// </summary>
-    public void SyncDirectory()
+    public void SyncDirectory() => SyncDirectory(Path.GetDirectoryName(_stream.Name)!);
+
+    /// <summary>Makes the entries of <paramref name="directory"/> (files created, renamed, deleted) durable.</summary>
+    public static void SyncDirectory(string directory)
     {
         if (!OperatingSystem.IsLinux())
         {
             return;
         }
 
-        var directory = Path.GetDirectoryName(_stream.Name)!;
         var fd = OpenDirectory(directory, 0 /* O_RDONLY */);
         if (fd < 0)
         {

@@ -128,7 +128,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         var storeLock = StoreLock.Acquire(path);
         try
         {
-            var (database, logFile, log) = StoreRecovery.OpenOrRecover(path, options.CheckpointBytes, logger, (database, logFile) => OpenLog(database, logFile, logger));
+            var (database, logFile, log) = StoreRecovery.OpenOrRecover(path, options.CheckpointBytes, logger, (database, logFile) => OpenLog(database, logFile, logger), options.RecoveryStepReached);
             try
             {
                 logFile.SyncDirectory(); // before anyone is told a write is on disk

@@ -23,6 +23,9 @@ internal static partial class StoreLog
     [LoggerMessage(EventId = 4005, Level = LogLevel.Warning, Message = "Message store {Path}: the last write before the gateway stopped was cut short; dropped its {Bytes} bytes from the log (nobody had been answered for them)")]
     public static partial void TornLogCut(ILogger logger, string path, long bytes);
 
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Critical, Message = "Message store {Path} was damaged and the gateway stopped while recovering it; the recovered copy, which was complete, is now the store and the damaged file was moved to {MovedTo}")]
+    public static partial void RecoveryFinished(ILogger logger, string path, string movedTo);
+
     [LoggerMessage(EventId = 4010, Level = LogLevel.Critical, Message = "Free space under {Directory} is {FreeMegabytes} MB, below the {ReserveMegabytes} MB reserve (Storage:MinFreeMegabytes): new messages for durable queues are refused until space is freed")]
     public static partial void DiskLow(ILogger logger, string directory, long freeMegabytes, long reserveMegabytes);
 

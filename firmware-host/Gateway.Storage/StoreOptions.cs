@@ -46,4 +46,7 @@ public sealed record class StoreOptions
 
     /// <summary>The clock the store's running time (message ages) is measured on.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Called as a recovery of a damaged file passes each step; tests stop it there.</summary>
+    internal Action<StoreRecovery.RecoveryStep>? RecoveryStepReached { get; init; }
 }

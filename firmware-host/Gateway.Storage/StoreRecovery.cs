@@ -5,53 +5,121 @@ using Microsoft.Extensions.Logging;
 namespace Gateway.Storage;
 
 /// <summary>
-/// Opens the database file, and when it cannot be read, moves it aside, copies every message
-/// that can still be read into a fresh file and says so loudly, so the service never
-/// crash-loops on its own data.
+/// Opens the database file, and when it cannot be read, copies every message that can still be
+/// read into a fresh file, moves the damaged one aside and says so loudly, so the service never
+/// crash-loops on its own data. A recovery cut short (a power cut, a kill) is finished or redone
+/// at the next start: the damaged file stays in place until its copy is complete and on disk.
 /// </summary>
 internal static class StoreRecovery
 {
     /// <summary>
     /// Opens the file and runs <paramref name="scan"/> over it (it must read every message's key:
     /// that is the damage probe); on damage, recovers into a fresh file and scans that.
+    /// <paramref name="step"/> is called as recovery passes each of its steps (tests stop it there).
     /// </summary>
-    public static (LiteDatabase Database, LiteDbLogFile LogFile, T Scan) OpenOrRecover<T>(string path, long checkpointBytes, ILogger logger, Func<LiteDatabase, LiteDbLogFile, T> scan)
+    public static (LiteDatabase Database, LiteDbLogFile LogFile, T Scan) OpenOrRecover<T>(string path, long checkpointBytes, ILogger logger, Func<LiteDatabase, LiteDbLogFile, T> scan, Action<RecoveryStep>? step = null)
     {
+        var recovering = StagingPath(path, "recovering");
+        var recovered = StagingPath(path, "recovered");
+        Delete(recovering); // a copy cut short: the damaged file is still in place and is copied again
+        if (File.Exists(recovered))
+        {
+            // A complete copy that had not replaced the damaged file yet (or had just moved it aside).
+            var movedTo = Install(path, recovered) ?? "(moved aside before the stop)";
+            StoreLog.RecoveryFinished(logger, path, movedTo);
+        }
+
         try
         {
-            var cut = LiteDbLogFile.CutTornTail(path);
-            if (cut > 0)
-            {
-                StoreLog.TornLogCut(logger, path, cut);
-            }
-
-            var (database, logFile) = Open(path, checkpointBytes);
-            try
-            {
-                return (database, logFile, scan(database, logFile));
-            }
-            catch
-            {
-                database.Dispose();
-                logFile.Dispose();
-                throw;
-            }
+            return OpenAndScan(path, checkpointBytes, logger, scan);
         }
         catch (Exception ex) when (IsDamage(ex))
         {
-            var movedTo = $"{path}.damaged-{DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture)}";
-            File.Move(path, movedTo);
-            var logFile = LiteDbLogFile.PathOf(path);
-            if (File.Exists(logFile))
+            var (saved, lost) = Salvage(path, recovering, checkpointBytes, step);
+            step?.Invoke(RecoveryStep.Copied);
+            Rename(recovering, recovered);
+            LiteDbLogFile.SyncDirectory(Path.GetDirectoryName(path)!);
+            step?.Invoke(RecoveryStep.Completed);
+            var movedTo = Install(path, recovered)!;
+            StoreLog.Recovered(logger, path, ex.Message, movedTo, saved, lost);
+            return OpenAndScan(path, checkpointBytes, logger, scan);
+        }
+    }
+
+    /// <summary>Where a recovery stands when <see cref="OpenOrRecover"/> reports it.</summary>
+    internal enum RecoveryStep
+    {
+        /// <summary>Part of what can be read is in the fresh file.</summary>
+        Copying,
+
+        /// <summary>What could be read is in the fresh file, on disk, not yet marked complete.</summary>
+        Copied,
+
+        /// <summary>The fresh file is complete and on disk; the damaged file is still in place.</summary>
+        Completed,
+    }
+
+    private static (LiteDatabase Database, LiteDbLogFile LogFile, T Scan) OpenAndScan<T>(string path, long checkpointBytes, ILogger logger, Func<LiteDatabase, LiteDbLogFile, T> scan)
+    {
+        var cut = LiteDbLogFile.CutTornTail(path);
+        if (cut > 0)
+        {
+            StoreLog.TornLogCut(logger, path, cut);
+        }
+
+        var (database, logFile) = Open(path, checkpointBytes);
+        try
+        {
+            return (database, logFile, scan(database, logFile));
+        }
+        catch
+        {
+            database.Dispose();
+            logFile.Dispose();
+            throw;
+        }
+    }
+
+    // gateway.db -> gateway.recovering.db (its log: gateway.recovering-log.db).
+    private static string StagingPath(string path, string stage) =>
+        Path.Combine(Path.GetDirectoryName(path)!, $"{Path.GetFileNameWithoutExtension(path)}.{stage}{Path.GetExtension(path)}");
+
+    // Moves the damaged file aside (returns where to; null when it was moved before a stop) and
+    // the complete copy into its place.
+    private static string? Install(string path, string recovered)
+    {
+        string? movedTo = null;
+        if (File.Exists(path))
+        {
+            var stamp = $"{path}.damaged-{DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture)}";
+            movedTo = stamp;
+            for (var n = 2; File.Exists(movedTo); n++)
             {
-                File.Move(logFile, LiteDbLogFile.PathOf(movedTo));
+                movedTo = $"{stamp}-{n}"; // damaged twice within a second
             }
 
-            var (fresh, freshLog) = Open(path, checkpointBytes);
-            var (recovered, lost) = Salvage(movedTo, fresh, freshLog);
-            StoreLog.Recovered(logger, path, ex.Message, movedTo, recovered, lost);
-            return (fresh, freshLog, scan(fresh, freshLog));
+            Rename(path, movedTo);
         }
+
+        Rename(recovered, path);
+        LiteDbLogFile.SyncDirectory(Path.GetDirectoryName(path)!);
+        return movedTo;
+    }
+
+    // A data file with its log, when it has one.
+    private static void Rename(string from, string to)
+    {
+        File.Move(from, to);
+        if (File.Exists(LiteDbLogFile.PathOf(from)))
+        {
+            File.Move(LiteDbLogFile.PathOf(from), LiteDbLogFile.PathOf(to), overwrite: true);
+        }
+    }
+
+    private static void Delete(string path)
+    {
+        File.Delete(path);
+        File.Delete(LiteDbLogFile.PathOf(path));
     }
 
     // Every checkpoint goes through LiteDbLogFile: LiteDB's own runs inside Commit(), before the
@@ -71,8 +139,23 @@ internal static class StoreRecovery
         }
     }
 
+    // Copies what can be read into a fresh file, closed and on disk when this returns.
+    private static (long Recovered, long Lost) Salvage(string damaged, string into, long checkpointBytes, Action<RecoveryStep>? step)
+    {
+        var (fresh, freshLog) = Open(into, checkpointBytes);
+        try
+        {
+            return Salvage(damaged, fresh, freshLog, step);
+        }
+        finally
+        {
+            fresh.Dispose(); // empties and deletes the log: everything is in the data file
+            freshLog.Dispose();
+        }
+    }
+
     // Messages first, then retained messages, definitions and the store clock (so stored ages carry on).
-    private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh, LiteDbLogFile freshLog)
+    private static (long Recovered, long Lost) Salvage(string damaged, LiteDatabase fresh, LiteDbLogFile freshLog, Action<RecoveryStep>? step)
     {
         long recovered = 0, lost = 0;
         try
@@ -85,6 +168,8 @@ internal static class StoreRecovery
                 {
                     (recovered, lost) = (copied, failed);
                 }
+
+                step?.Invoke(RecoveryStep.Copying);
             }
         }
         catch (Exception ex) when (IsDamage(ex))

@@ -152,6 +152,71 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001);
     }
 
+    // The gateway stops (a power cut, a kill) in the middle of recovering a damaged file: the next
+    // start redoes or finishes the recovery, and keeps every message a recovery run to the end
+    // keeps. Stopped during or after the copy: the damaged file is still the store, so it is copied again.
+    // Stopped once the copy was complete: it replaces the damaged file, which may already have been
+    // moved aside.
+    [Theory]
+    [InlineData("Copying", false)]
+    [InlineData("Copied", false)]
+    [InlineData("Completed", false)]
+    [InlineData("Completed", true)]
+    public async Task A_recovery_cut_short_is_finished_at_the_next_start_and_keeps_what_it_could_read(string stoppedAfter, bool damagedFileMovedAside)
+    {
+        var stoppedAt = Enum.Parse<StoreRecovery.RecoveryStep>(stoppedAfter);
+        await using (var store = Open())
+        {
+            await Task.WhenAll(Enumerable.Range(0, 3000).Select(i => store.AppendAsync("q", Message(new string('x', 200) + i), default).AsTask()));
+        }
+
+        await using (var file = new FileStream(DatabasePath, FileMode.Open))
+        {
+            file.SetLength(file.Length / 2);
+        }
+
+        var reference = Directory.CreateTempSubdirectory("gateway-store-").FullName;
+        try
+        {
+            File.Copy(DatabasePath, Path.Combine(reference, "gateway.db"));
+            IReadOnlyList<StoredMessage> expected;
+            await using (var recoveredWhole = LiteDbMessageStore.Open(new StoreOptions { DataDirectory = reference }, _loggerFactory.CreateLogger("reference")))
+            {
+                expected = await recoveredWhole.ReadBatchAsync("q", 0, 3000, default);
+            }
+
+            Assert.NotEmpty(expected);
+            void StopAt(StoreRecovery.RecoveryStep step)
+            {
+                if (step == stoppedAt)
+                {
+                    throw new OperationCanceledException("stopped");
+                }
+            }
+
+            Assert.Throws<OperationCanceledException>(() => LiteDbMessageStore.Open(new StoreOptions { DataDirectory = _directory, RecoveryStepReached = StopAt }, _loggerFactory.CreateLogger("store")));
+            if (damagedFileMovedAside)
+            {
+                File.Move(DatabasePath, DatabasePath + ".damaged-before-the-stop");
+            }
+
+            _logs.Entries.Clear();
+            await using var reopened = Open();
+
+            var read = await reopened.ReadBatchAsync("q", 0, 3000, default);
+            Assert.Equal(expected.Select(Text), read.Select(Text));
+            Assert.Equal(expected.Select(m => m.Offset), read.Select(m => m.Offset));
+            Assert.Single(Directory.GetFiles(_directory, "gateway.db.damaged-*"));
+            Assert.Empty(Directory.GetFiles(_directory, "gateway.recover*"));
+            Assert.Contains(_logs.Entries, e => e.EventId.Id == (stoppedAt == StoreRecovery.RecoveryStep.Completed ? 4006 : 4001) && e.Level == LogLevel.Critical);
+            Assert.True(await reopened.AppendAsync("q", Message("after"), default) > expected[^1].Offset);
+        }
+        finally
+        {
+            Directory.Delete(reference, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Messages_consumed_out_of_order_stay_consumed_across_a_restart()
     {
