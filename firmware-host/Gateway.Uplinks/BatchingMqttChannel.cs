@@ -5,6 +5,7 @@ using MQTTnet;
 using MQTTnet.Adapter;
 using MQTTnet.Channel;
 using MQTTnet.Diagnostics.Logger;
+using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Implementations;
 
@@ -20,6 +21,10 @@ namespace Gateway.Uplinks;
 /// all of it, before it waits for more; what other threads write is sent by a flush loop on the
 /// thread pool. A write error is reported by the next write; the read side sees the dead socket
 /// anyway, so MQTTnet notices a lost connection as before.
+/// Every packet's fixed header is checked before any of the packet is handed to MQTTnet, which
+/// would otherwise allocate whatever length the broker announces: a PUBLISH over the uplink's
+/// MaxPacketSize is dropped as it streams in (never buffered whole), any other packet over it
+/// closes the connection.
 /// </summary>
 internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
 {
@@ -28,16 +33,18 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
 
     private readonly MqttTcpChannel _inner;
     private readonly Lock _sync = new();
-    private readonly byte[] _readBuffer = new byte[ReadBufferSize];
+    private readonly CheckedInput _input;
     private ArrayBufferWriter<byte> _queued = new(16 * 1024);
     private ArrayBufferWriter<byte> _sending = new(16 * 1024);
     private TaskCompletionSource? _flushing; // under _sync: set while a flush runs
     private Exception? _writeError;
-    private int _readOffset;
-    private int _readCount;
     private int _readerThread; // the thread handling input just read; 0 while the read loop waits
 
-    public BatchingMqttChannel(MqttClientOptions options) => _inner = new MqttTcpChannel(options);
+    public BatchingMqttChannel(MqttClientOptions options, int maxPacketSize, Action<long>? publishDropped)
+    {
+        _inner = new MqttTcpChannel(options);
+        _input = new CheckedInput(ReadBufferSize, maxPacketSize, publishDropped);
+    }
 
     public X509Certificate2 ClientCertificate => _inner.ClientCertificate;
 
@@ -63,27 +70,21 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
 
     public async Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
     {
-        if (_readCount == 0)
+        while (_input.Released == 0)
         {
             Volatile.Write(ref _readerThread, 0);
             _ = FlushAsync(yieldFirst: false); // what handling the last input queued leaves now, from here, without waiting for the peer
-            if (count >= ReadBufferSize)
-            {
-                return await _inner.ReadAsync(buffer, offset, count, cancellationToken);
-            }
-
-            _readOffset = 0;
-            _readCount = await _inner.ReadAsync(_readBuffer, 0, ReadBufferSize, cancellationToken);
-            if (_readCount == 0)
+            var free = _input.Free();
+            var read = await _inner.ReadAsync(free.Array!, free.Offset, free.Count, cancellationToken);
+            if (read == 0)
             {
                 return 0; // closed
             }
+
+            _input.Added(read);
         }
 
-        var n = Math.Min(count, _readCount);
-        Buffer.BlockCopy(_readBuffer, _readOffset, buffer, offset, n);
-        _readOffset += n;
-        _readCount -= n;
+        var n = _input.Take(buffer.AsSpan(offset, count));
         Volatile.Write(ref _readerThread, Environment.CurrentManagedThreadId);
         return n;
     }
@@ -174,10 +175,121 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
 }
 
 /// <summary>
+/// What the uplink's connection read and has not handed to MQTTnet yet, checked packet by packet:
+/// a packet's bytes are released only once its fixed header was read and its length is within
+/// the limit (MQTTnet allocates whatever length a header announces). A PUBLISH over the limit is
+/// cut out of the buffer as it streams in; any other packet over it fails the connection.
+/// </summary>
+internal sealed class CheckedInput(int bufferSize, int maxPacketSize, Action<long>? publishDropped)
+{
+    private readonly byte[] _buffer = new byte[bufferSize];
+    private int _offset;
+    private int _count; // bytes read from _offset on, not taken yet
+    private long _passBody; // body bytes of the current packet still to release
+    private long _skipBody; // body bytes of a dropped PUBLISH still to discard
+
+    /// <summary>How many bytes may be taken now.</summary>
+    public int Released { get; private set; }
+
+    /// <summary>Room to read into (what is not taken yet, at most the start of a header, moves to the front).</summary>
+    public ArraySegment<byte> Free()
+    {
+        Buffer.BlockCopy(_buffer, _offset, _buffer, 0, _count);
+        _offset = 0;
+        return new ArraySegment<byte>(_buffer, _count, _buffer.Length - _count);
+    }
+
+    /// <summary><paramref name="read"/> bytes were read into <see cref="Free"/>.</summary>
+    public void Added(int read)
+    {
+        _count += read;
+        var at = _offset + Released;
+        var end = _offset + _count;
+        while (at < end)
+        {
+            if (_passBody > 0)
+            {
+                var n = (int)Math.Min(_passBody, end - at);
+                _passBody -= n;
+                Released += n;
+                at += n;
+            }
+            else if (_skipBody > 0)
+            {
+                var n = (int)Math.Min(_skipBody, end - at);
+                Cut(at, n, ref end);
+                _skipBody -= n;
+            }
+            else if (!TryReadFixedHeader(_buffer.AsSpan(at, end - at), out var headerLength, out var bodyLength))
+            {
+                return; // the rest of the header is still to come
+            }
+            else if (headerLength + bodyLength <= maxPacketSize)
+            {
+                Released += headerLength;
+                at += headerLength;
+                _passBody = bodyLength;
+            }
+            else if ((_buffer[at] & 0xF0) == 0x30)
+            {
+                Cut(at, headerLength, ref end); // a PUBLISH: dropped, the connection goes on
+                _skipBody = bodyLength;
+                publishDropped?.Invoke(headerLength + bodyLength);
+            }
+            else
+            {
+                throw new MqttCommunicationException($"The broker sent a packet of {headerLength + bodyLength} bytes, more than the uplink's MaxPacketSize ({maxPacketSize})");
+            }
+        }
+    }
+
+    /// <summary>Copies up to <see cref="Released"/> bytes into <paramref name="destination"/>.</summary>
+    public int Take(Span<byte> destination)
+    {
+        var n = Math.Min(destination.Length, Released);
+        _buffer.AsSpan(_offset, n).CopyTo(destination);
+        _offset += n;
+        _count -= n;
+        Released -= n;
+        return n;
+    }
+
+    private void Cut(int at, int length, ref int end)
+    {
+        Buffer.BlockCopy(_buffer, at + length, _buffer, at, end - at - length);
+        _count -= length;
+        end -= length;
+    }
+
+    // An MQTT fixed header: the type byte and one to four bytes of remaining length.
+    private static bool TryReadFixedHeader(ReadOnlySpan<byte> bytes, out int headerLength, out long bodyLength)
+    {
+        headerLength = 0;
+        bodyLength = 0;
+        for (var i = 1; i <= 4; i++)
+        {
+            if (i >= bytes.Length)
+            {
+                return false;
+            }
+
+            bodyLength |= (long)(bytes[i] & 0x7F) << (7 * (i - 1));
+            if ((bytes[i] & 0x80) == 0)
+            {
+                headerLength = i + 1;
+                return true;
+            }
+        }
+
+        throw new MqttProtocolViolationException("The broker sent a packet whose remaining length is longer than four bytes.");
+    }
+}
+
+/// <summary>
 /// Builds the uplink's MQTTnet client adapters over <see cref="BatchingMqttChannel"/>. One per
 /// uplink, which connects one client at a time: <see cref="Last"/> is its current connection's.
 /// </summary>
-internal sealed class BatchingClientAdapterFactory : IMqttClientAdapterFactory
+internal sealed class BatchingClientAdapterFactory(int maxPacketSize, Action<long>? publishDropped) : IMqttClientAdapterFactory
 {
     private UplinkChannelAdapter? _last;
 
@@ -187,7 +299,7 @@ internal sealed class BatchingClientAdapterFactory : IMqttClientAdapterFactory
     {
         ArgumentNullException.ThrowIfNull(options);
         var formatter = new MqttPacketFormatterAdapter(options.ProtocolVersion, new MqttBufferWriter(options.WriterBufferSize, options.WriterBufferSizeMax));
-        var adapter = new UplinkChannelAdapter(new MqttChannelAdapter(new BatchingMqttChannel(options), formatter, logger)
+        var adapter = new UplinkChannelAdapter(new MqttChannelAdapter(new BatchingMqttChannel(options, maxPacketSize, publishDropped), formatter, logger)
         {
             AllowPacketFragmentation = options.AllowPacketFragmentation,
             PacketInspector = packetInspector,

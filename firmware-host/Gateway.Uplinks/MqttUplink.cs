@@ -37,7 +37,7 @@ internal sealed partial class MqttUplink
     private readonly TimeProvider _time;
     private readonly UplinkEndpoint[] _endpoints;
     private readonly MqttClientFactory _factory;
-    private readonly BatchingClientAdapterFactory _adapters = new();
+    private readonly BatchingClientAdapterFactory _adapters;
     private readonly string _clientId;
     private readonly string _primary;
     private readonly X509Certificate2Collection? _trust;
@@ -60,6 +60,7 @@ internal sealed partial class MqttUplink
     {
         _retained = retained;
         var logger = loggers.CreateLogger("Gateway.Uplinks." + name);
+        _adapters = new BatchingClientAdapterFactory(options.MaxPacketSize, bytes => UplinkLog.OversizedDropped(logger, name, bytes, options.MaxPacketSize));
         _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers), _adapters);
         Name = name;
         _options = options;
@@ -567,6 +568,11 @@ internal sealed partial class MqttUplink
         if (_options.Downlink.Count > 0 && IsV5)
         {
             builder.WithSessionExpiryInterval(24 * 3600); // downlink messages wait at the broker while the link is down
+        }
+
+        if (IsV5)
+        {
+            builder.WithMaximumPacketSize((uint)_options.MaxPacketSize); // the broker drops larger messages for us
         }
 
         if (_options.Username is not null)

@@ -44,4 +44,7 @@ internal static partial class UplinkLog
 
     [LoggerMessage(EventId = 5010, Level = LogLevel.Error, Message = "Uplink {Uplink}: the broker refused the credentials or client id ({Reason}); retrying every {Seconds:F0} s")]
     public static partial void NotAuthorized(ILogger logger, string uplink, string reason, double seconds);
+
+    [LoggerMessage(EventId = 5013, Level = LogLevel.Warning, Message = "Uplink {Uplink}: dropped a {Bytes}-byte message from the broker unread: more than Uplinks:{Uplink}:MaxPacketSize ({MaxPacketSize} bytes)")]
+    public static partial void OversizedDropped(ILogger logger, string uplink, long bytes, int maxPacketSize);
 }

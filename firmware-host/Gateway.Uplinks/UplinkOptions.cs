@@ -41,6 +41,13 @@ public sealed class UplinkOptions
     /// </summary>
     public int MaxInFlight { get; set; } = 512;
 
+    /// <summary>
+    /// Largest MQTT packet taken from the broker, in bytes. An MQTT 5 broker is told so at
+    /// CONNECT and drops larger messages itself; a larger PUBLISH that arrives anyway is dropped
+    /// unread (and logged), any other larger packet closes the connection.
+    /// </summary>
+    public int MaxPacketSize { get; set; } = 256 * 1024;
+
     /// <summary>Most messages per second sent to the broker (metered links); 0 = no limit.</summary>
     public int DrainRate { get; set; }
 

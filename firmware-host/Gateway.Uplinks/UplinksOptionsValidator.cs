@@ -70,6 +70,11 @@ internal sealed class UplinksOptionsValidator : IValidateOptions<UplinksOptions>
             return $"{key}:StallTimeout must be at least 00:00:01";
         }
 
+        if (uplink.MaxPacketSize is < 64 or > 268_435_455)
+        {
+            return $"{key}:MaxPacketSize must be between 64 and 268435455 bytes";
+        }
+
         if (uplink.MaxInFlight is < 1 or > 65535)
         {
             return $"{key}:MaxInFlight must be between 1 and 65535";
