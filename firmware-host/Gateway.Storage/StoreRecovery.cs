@@ -93,7 +93,7 @@ internal static class StoreRecovery
         {
             var stamp = $"{path}.damaged-{DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ", CultureInfo.InvariantCulture)}";
             movedTo = stamp;
-            for (var n = 2; File.Exists(movedTo); n++)
+            for (var n = 2; File.Exists(movedTo) || File.Exists(LiteDbLogFile.PathOf(movedTo)); n++)
             {
                 movedTo = $"{stamp}-{n}"; // damaged twice within a second
             }
@@ -106,14 +106,16 @@ internal static class StoreRecovery
         return movedTo;
     }
 
-    // A data file with its log, when it has one.
+    // A data file with its log, when it has one. The log goes first: a stop in between must not
+    // leave it behind to be read as the log of the file that takes the name next.
     private static void Rename(string from, string to)
     {
-        File.Move(from, to);
         if (File.Exists(LiteDbLogFile.PathOf(from)))
         {
             File.Move(LiteDbLogFile.PathOf(from), LiteDbLogFile.PathOf(to), overwrite: true);
         }
+
+        File.Move(from, to);
     }
 
     private static void Delete(string path)
