@@ -18,6 +18,11 @@
 # backlog     gateway only: 1,000,000 messages buffered with the link down; RSS idle and with the
 #             backlog on disk, a restart with it (start-up time, RSS), then the drain of all of it
 #             once the link returns.
+# cpu         (only when named) PAIRS (default 8) interleaved runs of the bridge and the gateway,
+#             both MQTT 3.1.1, 4 and 50 publishers, each broker started fresh: 100,000 messages of
+#             warm-up, then 200,000 measured; adds to the load tool's line the CPU time (user +
+#             system, from /proc) per forwarded message of the broker under test and of the cloud,
+#             and how busy the whole machine was. Ends with the gateway/bridge rate ratio per pair.
 # The gateway is the shipped build (the linux-x64 publish profile: self-contained native AOT,
 # with the runtime settings built in: 256 MB heap limit, workstation non-concurrent GC). Its uplink
 # speaks MQTT 5 (its default) unless a part says otherwise; throughput also runs it with MQTT
@@ -56,7 +61,7 @@ listener $cport 127.0.0.1
 allow_anonymous true
 max_queued_messages 10000000
 CONF
-mosquitto -c "$work/cloud.conf" >"$work/cloud.log" 2>&1 & pids+=($!)
+mosquitto -c "$work/cloud.conf" >"$work/cloud.log" 2>&1 & cloud_pid=$!; pids+=($cloud_pid)
 wait_port "$cport" $! "$work/cloud.log"
 
 # A second cloud that grants MQTT 5 clients 512 in flight (the uplink's own window) instead of
@@ -113,6 +118,8 @@ run_load() { # label publishers messages-per-publisher [extra load-tool args]
     --label "$1" --publishers "$2" --messages "$3" "${@:4}"
 }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in 1/100 s
+
 for part in "${parts[@]}"; do
   case $part in
   throughput)
@@ -131,6 +138,38 @@ for part in "${parts[@]}"; do
         stop_broker
       done
     done
+    ;;
+  cpu)
+    for ((pair = 1; pair <= ${PAIRS:-8}; pair++)); do
+      for publishers in 4 50; do
+        for broker in mosquitto-bridge gateway-mqtt311; do
+          if [ $broker = gateway-mqtt311 ]; then start_gateway "$cport" "" 3.1.1; else start_bridge "$cport"; fi
+          run_load "$broker-warm-up" "$publishers" $((100000 / publishers)) --idle-seconds 10 >/dev/null 2>&1
+          b0=$(cpu_ticks "$bridge_pid"); c0=$(cpu_ticks "$cloud_pid"); s0=$(head -1 /proc/stat)
+          run_load "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 2>/dev/null >"$work/cpu.json"
+          b1=$(cpu_ticks "$bridge_pid"); c1=$(cpu_ticks "$cloud_pid"); s1=$(head -1 /proc/stat)
+          python3 - "$work/cpu.json" "$pair" $((b1 - b0)) $((c1 - c0)) "$s0" "$s1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); n = 200000
+before, after = ([int(x) for x in line.split()[1:]] for line in sys.argv[5:7])
+spent = [b - a for a, b in zip(before, after)]; idle = spent[3] + spent[4]
+r.update(pair=int(sys.argv[2]), cpu_us_per_msg=round(int(sys.argv[3]) * 1e4 / n, 1),
+         cloud_cpu_us_per_msg=round(int(sys.argv[4]) * 1e4 / n, 1), machine_busy_pct=round(100 * (sum(spent) - idle) / sum(spent)))
+print(json.dumps(r))
+PY
+          stop_broker
+        done
+      done
+    done | tee "$work/pairs.jsonl"
+    python3 - "$work/pairs.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1])]
+for publishers in sorted({r["publishers"] for r in runs}):
+    rate = {(r["pair"], r["broker"]): r["delivery_rate"] for r in runs if r["publishers"] == publishers}
+    ratios = [rate[p, "gateway-mqtt311"] / rate[p, "mosquitto-bridge"] for p, label in rate if label == "mosquitto-bridge"]
+    print(json.dumps({"publishers": publishers, "gateway_to_bridge": [round(x, 2) for x in ratios],
+                      "mean": round(statistics.mean(ratios), 3), "median": round(statistics.median(ratios), 3)}))
+PY
     ;;
   outage)
     for broker in mosquitto-bridge gateway gateway-mqtt311 gateway-mqtt5-grant512; do
