@@ -44,7 +44,7 @@ public sealed class UplinkOptions
     /// <summary>
     /// Largest MQTT packet taken from the broker, in bytes. An MQTT 5 broker is told so at
     /// CONNECT and drops larger messages itself; a larger PUBLISH that arrives anyway is dropped
-    /// unread (and logged), any other larger packet closes the connection.
+    /// unread and unacknowledged (and logged), any other larger packet closes the connection.
     /// </summary>
     public int MaxPacketSize { get; set; } = 256 * 1024;
 
