@@ -42,10 +42,11 @@ public sealed partial class HostProcessTests
     [InlineData("--Storage:MinFreeMegabytes=-1", "Storage:MinFreeMegabytes")]
     [InlineData("--Uplinks:cloud:Endpoints:0=http://nowhere", "Uplinks:cloud:Endpoints:0")]
     [InlineData("--Uplinks:cloud:Protocol=carrier-pigeon", "Uplinks:cloud:Protocol")]
-    public async Task Bad_configuration_stops_start_up_with_a_message_naming_the_key(string argument, string key)
+    [InlineData("--Uplinks:cloud:Endpoints:0=mqtt://127.0.0.1:1 --Uplinks:cloud:MaxPacketSize=10", "Uplinks:cloud:MaxPacketSize must be between 64 and 268435455 bytes")]
+    public async Task Bad_configuration_stops_start_up_with_a_message_naming_the_key(string arguments, string key)
     {
         using var directory = new TempDirectory();
-        await using var gateway = StartGateway(directory.Path, "--Mqtt:Port=0", "--Http:Port=0", argument);
+        await using var gateway = StartGateway(directory.Path, ["--Mqtt:Port=0", "--Http:Port=0", .. arguments.Split(' ')]);
 
         var exitCode = await gateway.WaitForExitAsync();
 
