@@ -8,6 +8,8 @@ using MQTTnet.Diagnostics.Logger;
 using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Implementations;
+using MQTTnet.Packets;
+using MQTTnet.Protocol;
 
 namespace Gateway.Uplinks;
 
@@ -23,8 +25,8 @@ namespace Gateway.Uplinks;
 /// anyway, so MQTTnet notices a lost connection as before.
 /// Every packet's fixed header is checked before any of the packet is handed to MQTTnet, which
 /// would otherwise allocate whatever length the broker announces: a PUBLISH over the uplink's
-/// MaxPacketSize is dropped as it streams in (never buffered whole), any other packet over it
-/// closes the connection.
+/// MaxPacketSize is dropped as it streams in (never buffered whole) and, at QoS 1 or 2, answered
+/// all the same (<see cref="IDroppedPublishes"/>); any other packet over it closes the connection.
 /// </summary>
 internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
 {
@@ -40,10 +42,10 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
     private Exception? _writeError;
     private int _readerThread; // the thread handling input just read; 0 while the read loop waits
 
-    public BatchingMqttChannel(MqttClientOptions options, int maxPacketSize, Action<long>? publishDropped)
+    public BatchingMqttChannel(MqttClientOptions options, int maxPacketSize, IDroppedPublishes? dropped)
     {
         _inner = new MqttTcpChannel(options);
-        _input = new CheckedInput(ReadBufferSize, maxPacketSize, publishDropped);
+        _input = new CheckedInput(ReadBufferSize, maxPacketSize, dropped);
     }
 
     public X509Certificate2 ClientCertificate => _inner.ClientCertificate;
@@ -174,19 +176,42 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
     }
 }
 
+/// <summary>What the uplink does about a PUBLISH from the broker that is over its MaxPacketSize.</summary>
+internal interface IDroppedPublishes
+{
+    /// <summary>A PUBLISH of <paramref name="bytes"/> bytes (header included) is being dropped.</summary>
+    void Dropped(long bytes);
+
+    /// <summary>
+    /// The dropped PUBLISH was sent at QoS 1 or 2 with <paramref name="packetId"/>: unanswered, the
+    /// broker would keep it in flight, and send it again on every reconnect.
+    /// </summary>
+    void Acknowledge(int qos, ushort packetId);
+}
+
 /// <summary>
 /// What the uplink's connection read and has not handed to MQTTnet yet, checked packet by packet:
 /// a packet's bytes are released only once its fixed header was read and its length is within
 /// the limit (MQTTnet allocates whatever length a header announces). A PUBLISH over the limit is
-/// cut out of the buffer as it streams in; any other packet over it fails the connection.
+/// cut out of the buffer as it streams in, its packet identifier read on the way; any other packet
+/// over it fails the connection.
 /// </summary>
-internal sealed class CheckedInput(int bufferSize, int maxPacketSize, Action<long>? publishDropped)
+internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPublishes? dropped)
 {
     private readonly byte[] _buffer = new byte[bufferSize];
     private int _offset;
     private int _count; // bytes read from _offset on, not taken yet
     private long _passBody; // body bytes of the current packet still to release
     private long _skipBody; // body bytes of a dropped PUBLISH still to discard
+
+    // The dropped PUBLISH's variable header: topic length (2 bytes), topic, packet identifier (2
+    // bytes, QoS 1 and 2 only). _skipped counts its body bytes discarded so far; _watchUntil is
+    // where the identifier ends (0: nothing to read).
+    private long _skipped;
+    private long _watchUntil;
+    private int _droppedQos;
+    private int _topicLength;
+    private int _packetId;
 
     /// <summary>How many bytes may be taken now.</summary>
     public int Released { get; private set; }
@@ -217,6 +242,7 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, Action<lon
             else if (_skipBody > 0)
             {
                 var n = (int)Math.Min(_skipBody, end - at);
+                Watch(_buffer.AsSpan(at, n));
                 Cut(at, n, ref end);
                 _skipBody -= n;
             }
@@ -232,15 +258,64 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, Action<lon
             }
             else if ((_buffer[at] & 0xF0) == 0x30)
             {
+                _droppedQos = (_buffer[at] >> 1) & 0x03;
+                _skipped = 0;
+                _watchUntil = _droppedQos is 1 or 2 ? 4 : 0; // the topic's length first
                 Cut(at, headerLength, ref end); // a PUBLISH: dropped, the connection goes on
                 _skipBody = bodyLength;
-                publishDropped?.Invoke(headerLength + bodyLength);
+                dropped?.Dropped(headerLength + bodyLength);
             }
             else
             {
                 throw new MqttCommunicationException($"The broker sent a packet of {headerLength + bodyLength} bytes, more than the uplink's MaxPacketSize ({maxPacketSize})");
             }
         }
+    }
+
+    // The next body bytes of a dropped PUBLISH, about to be discarded: picks out the topic length
+    // and the packet identifier after it, jumping over the topic.
+    private void Watch(ReadOnlySpan<byte> body)
+    {
+        var i = 0;
+        while (i < body.Length && _skipped < _watchUntil)
+        {
+            var topicEnd = 2 + _topicLength;
+            if (_skipped >= 2 && _skipped < topicEnd)
+            {
+                var jump = (int)Math.Min(body.Length - i, topicEnd - _skipped);
+                i += jump;
+                _skipped += jump;
+                continue;
+            }
+
+            var b = body[i];
+            if (_skipped == 0)
+            {
+                _topicLength = b << 8;
+            }
+            else if (_skipped == 1)
+            {
+                _topicLength |= b;
+                _watchUntil = _topicLength + 4L;
+            }
+            else if (_skipped == topicEnd)
+            {
+                _packetId = b << 8;
+            }
+            else
+            {
+                _packetId |= b;
+                if (_packetId != 0)
+                {
+                    dropped?.Acknowledge(_droppedQos, (ushort)_packetId);
+                }
+            }
+
+            i++;
+            _skipped++;
+        }
+
+        _skipped += body.Length - i;
     }
 
     /// <summary>Copies up to <see cref="Released"/> bytes into <paramref name="destination"/>.</summary>
@@ -299,12 +374,52 @@ internal sealed class BatchingClientAdapterFactory(int maxPacketSize, Action<lon
     {
         ArgumentNullException.ThrowIfNull(options);
         var formatter = new MqttPacketFormatterAdapter(options.ProtocolVersion, new MqttBufferWriter(options.WriterBufferSize, options.WriterBufferSizeMax));
-        var adapter = new UplinkChannelAdapter(new MqttChannelAdapter(new BatchingMqttChannel(options, maxPacketSize, publishDropped), formatter, logger)
+        var dropped = new DroppedPublishes(publishDropped);
+        var adapter = new UplinkChannelAdapter(new MqttChannelAdapter(new BatchingMqttChannel(options, maxPacketSize, dropped), formatter, logger)
         {
             AllowPacketFragmentation = options.AllowPacketFragmentation,
             PacketInspector = packetInspector,
         });
+        dropped.Connection = adapter;
         Volatile.Write(ref _last, adapter);
         return adapter;
+    }
+
+    /// <summary>
+    /// Logs a PUBLISH dropped for its size and answers the broker for it, as mosquitto answers one
+    /// over its message_size_limit: a PUBACK (PUBREC at QoS 2) with reason 0x83, "valid, but not
+    /// accepted" (MQTT 3.1.1 has no reason codes), so the broker neither keeps it among the
+    /// messages in flight to the uplink (mosquitto holds back everything after 20 of them) nor
+    /// sends it again on every reconnect.
+    /// </summary>
+    private sealed class DroppedPublishes(Action<long>? logged) : IDroppedPublishes
+    {
+        public IMqttChannelAdapter? Connection { get; set; }
+
+        public void Dropped(long bytes) => logged?.Invoke(bytes);
+
+        public void Acknowledge(int qos, ushort packetId)
+        {
+            if (Connection is { } connection)
+            {
+                _ = AcknowledgeAsync(connection, qos, packetId);
+            }
+        }
+
+        // Through MQTTnet's adapter, which writes one packet at a time (a PUBLISH is two writes).
+        private static async Task AcknowledgeAsync(IMqttChannelAdapter connection, int qos, ushort packetId)
+        {
+            MqttPacket answer = qos == 1
+                ? new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = MqttPubAckReasonCode.ImplementationSpecificError }
+                : new MqttPubRecPacket { PacketIdentifier = packetId, ReasonCode = MqttPubRecReasonCode.ImplementationSpecificError };
+            try
+            {
+                await connection.SendPacketAsync(answer, CancellationToken.None);
+            }
+            catch (Exception ex) when (ex is MqttCommunicationException or ObjectDisposedException or OperationCanceledException)
+            {
+                // The connection is gone; the broker sends the message again on the next one, and it is dropped again.
+            }
+        }
     }
 }

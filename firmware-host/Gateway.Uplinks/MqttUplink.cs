@@ -570,10 +570,10 @@ internal sealed partial class MqttUplink
             builder.WithSessionExpiryInterval(24 * 3600); // downlink messages wait at the broker while the link is down
         }
 
-        if (IsV5)
-        {
-            builder.WithMaximumPacketSize((uint)_options.MaxPacketSize); // the broker drops larger messages for us
-        }
+        // MaxPacketSize is not announced at CONNECT: mosquitto 2.0 then drops larger messages
+        // itself but never frees their places in flight, and once they fill its in-flight limit
+        // (20 by default) it sends the uplink no QoS 1 message at all. The uplink drops them
+        // itself and answers for them (BatchingMqttChannel).
 
         if (_options.Username is not null)
         {

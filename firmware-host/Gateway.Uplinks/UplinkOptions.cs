@@ -42,9 +42,10 @@ public sealed class UplinkOptions
     public int MaxInFlight { get; set; } = 512;
 
     /// <summary>
-    /// Largest MQTT packet taken from the broker, in bytes. An MQTT 5 broker is told so at
-    /// CONNECT and drops larger messages itself; a larger PUBLISH that arrives anyway is dropped
-    /// unread and unacknowledged (and logged), any other larger packet closes the connection.
+    /// Largest MQTT packet taken from the broker, in bytes. A larger PUBLISH is dropped unread as it
+    /// streams in (and logged), and acknowledged at QoS 1 and 2 (MQTT 5: reason 0x83) so that the
+    /// broker neither sends it again nor holds later messages back behind it; any other larger
+    /// packet closes the connection.
     /// </summary>
     public int MaxPacketSize { get; set; } = 256 * 1024;
 

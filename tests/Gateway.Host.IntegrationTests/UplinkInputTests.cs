@@ -27,10 +27,26 @@ public sealed class UplinkInputTests
         return [.. header, .. Enumerable.Range(0, bodyLength).Select(i => (byte)(i * 31 + type))];
     }
 
-    private static (byte[] Passed, List<long> Dropped) Feed(byte[] stream, int chunk, int takeAtMost)
+    // A PUBLISH as a broker sends it: topic length, topic, packet identifier at QoS 1 and 2, payload.
+    private static byte[] Publish(int qos, ushort packetId, int topicLength, int payloadLength)
     {
-        var dropped = new List<long>();
-        var input = new CheckedInput(64, Limit, dropped.Add);
+        var body = new List<byte> { (byte)(topicLength >> 8), (byte)topicLength };
+        body.AddRange(Enumerable.Repeat((byte)'t', topicLength));
+        if (qos > 0)
+        {
+            body.AddRange([(byte)(packetId >> 8), (byte)packetId]);
+        }
+
+        body.AddRange(Enumerable.Range(0, payloadLength).Select(i => (byte)(i * 31)));
+        var packet = Packet((byte)(0x30 | (qos << 1)), body.Count);
+        body.CopyTo(packet, packet.Length - body.Count);
+        return packet;
+    }
+
+    private static (byte[] Passed, Dropped Dropped) Feed(byte[] stream, int chunk, int takeAtMost)
+    {
+        var dropped = new Dropped();
+        var input = new CheckedInput(64, Limit, dropped);
         var passed = new List<byte>();
         var taken = new byte[takeAtMost];
         for (var at = 0; at < stream.Length;)
@@ -57,17 +73,19 @@ public sealed class UplinkInputTests
     [InlineData(64, 1000)]
     public void Packets_within_the_limit_pass_whole_and_larger_publishes_are_cut_out_however_the_bytes_arrive(int chunk, int takeAtMost)
     {
-        var small = Packet(0x32, 40);           // PUBLISH, QoS 1
-        var large = Packet(0x30, 300);          // PUBLISH over the limit, two-byte length
+        var small = Publish(1, 1, 10, 20);                  // within the limit
+        var large = Publish(0, 0, 20, 280);                 // over the limit, two-byte length, QoS 0
         var puback = Packet(0x40, 2);
-        var huge = Packet(0x32, 20_000);        // three-byte length, far over the buffer too
-        var exact = Packet(0x30, Limit - 2);    // exactly the limit, header included
-        byte[] stream = [.. small, .. large, .. puback, .. huge, .. exact, .. small];
+        var huge = Publish(1, 0x12FF, 300, 20_000);         // three-byte length; the topic alone is over the buffer
+        var exact = Packet(0x30, Limit - 2);                // exactly the limit, header included
+        var twice = Publish(2, 0x00AB, 5, 200);             // QoS 2 over the limit
+        byte[] stream = [.. small, .. large, .. puback, .. huge, .. exact, .. twice, .. small];
 
         var (passed, dropped) = Feed(stream, chunk, takeAtMost);
 
         Assert.Equal([.. small, .. puback, .. exact, .. small], passed);
-        Assert.Equal([large.Length, huge.Length], dropped);
+        Assert.Equal([large.Length, huge.Length, twice.Length], dropped.Sizes);
+        Assert.Equal([(1, 0x12FF), (2, 0x00AB)], dropped.Acknowledged); // the broker is answered for those it would send again
     }
 
     [Fact]
@@ -81,5 +99,16 @@ public sealed class UplinkInputTests
     public void A_remaining_length_longer_than_four_bytes_fails_the_connection()
     {
         Assert.Throws<MqttProtocolViolationException>(() => Feed([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], 1, 10));
+    }
+
+    public sealed class Dropped : IDroppedPublishes
+    {
+        public List<long> Sizes { get; } = [];
+
+        public List<(int Qos, int PacketId)> Acknowledged { get; } = [];
+
+        void IDroppedPublishes.Dropped(long bytes) => Sizes.Add(bytes);
+
+        public void Acknowledge(int qos, ushort packetId) => Acknowledged.Add((qos, packetId));
     }
 }
