@@ -47,6 +47,9 @@ internal sealed partial class MqttUplink
     private readonly Lock _stateLock = new();
     private long _forwarded;
     private long _cloudRejected;
+    private long _downlinked;
+    private long _downlinkTooLarge;
+    private long _downlinkFailed;
     private long _lastConfirmed; // timestamp; 0 = never
     private int _inFlight;
     private long _awaitingSince; // send timestamp of the oldest publish not yet confirmed; 0 = none
@@ -60,7 +63,11 @@ internal sealed partial class MqttUplink
     {
         _retained = retained;
         var logger = loggers.CreateLogger("Gateway.Uplinks." + name);
-        _adapters = new BatchingClientAdapterFactory(options.MaxPacketSize, bytes => UplinkLog.OversizedDropped(logger, name, bytes, options.MaxPacketSize));
+        _adapters = new BatchingClientAdapterFactory(options.MaxPacketSize, bytes =>
+        {
+            Interlocked.Increment(ref _downlinkTooLarge);
+            UplinkLog.OversizedDropped(logger, name, bytes, options.MaxPacketSize);
+        });
         _factory = new MqttClientFactory(new MqttNetLoggerBridge(loggers), _adapters);
         Name = name;
         _options = options;
@@ -125,6 +132,15 @@ internal sealed partial class MqttUplink
     public long Forwarded => Interlocked.Read(ref _forwarded);
 
     public long CloudRejected => Interlocked.Read(ref _cloudRejected);
+
+    /// <summary>Cloud messages delivered locally (downlink rules).</summary>
+    public long Downlinked => Interlocked.Read(ref _downlinked);
+
+    /// <summary>Cloud messages over MaxPacketSize: dropped, and acknowledged to the broker.</summary>
+    public long DownlinkTooLarge => Interlocked.Read(ref _downlinkTooLarge);
+
+    /// <summary>Cloud messages the gateway could not deliver locally: not acknowledged, so the broker sends them again after a reconnect.</summary>
+    public long DownlinkFailed => Interlocked.Read(ref _downlinkFailed);
 
     public int InFlight => Volatile.Read(ref _inFlight);
 
@@ -504,11 +520,13 @@ internal sealed partial class MqttUplink
                 }
 
                 await _router.PublishAsync(message, CancellationToken.None); // PUBACK to the cloud once it is routed (and stored)
+                Interlocked.Increment(ref _downlinked);
             }
 #pragma warning disable CA1031 // Whatever the store or router throws, the cloud must not get a PUBACK for it.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
+                Interlocked.Increment(ref _downlinkFailed);
                 UplinkLog.DownlinkFailed(_logger, Name, topic, ex);
                 e.ProcessingFailed = true;
             }

@@ -5,7 +5,7 @@ namespace Gateway.Uplinks;
 /// <summary>
 /// Per-uplink health in System.Diagnostics.Metrics (meter <c>Gateway.Uplinks</c>, tag
 /// <c>uplink</c>): state, backlog, ages, and everything that left the buffer other than by
-/// confirmation, by reason.
+/// confirmation, by reason; and what came down from the broker.
 /// </summary>
 internal sealed class UplinkMetrics : IDisposable
 {
@@ -24,6 +24,9 @@ internal sealed class UplinkMetrics : IDisposable
         _meter.CreateObservableGauge("gateway.uplink.in_flight", () => Each(service, u => u.InFlight), "{message}");
         _meter.CreateObservableCounter("gateway.uplink.forwarded", () => Each(service, u => u.Forwarded), "{message}");
         _meter.CreateObservableCounter("gateway.uplink.dropped", () => Dropped(service), "{message}", "messages that left the buffer unsent, by reason");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.delivered", () => Each(service, u => u.Downlinked), "{message}", "cloud messages delivered locally");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.dropped", () => Each(service, u => u.DownlinkTooLarge), "{message}", "cloud messages over MaxPacketSize, dropped and acknowledged");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.failed", () => Each(service, u => u.DownlinkFailed), "{message}", "cloud messages not delivered locally and not acknowledged (the broker sends them again after a reconnect)");
     }
 
     public void Dispose() => _meter.Dispose();

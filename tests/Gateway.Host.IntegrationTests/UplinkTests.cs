@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Gateway.Routing;
 using Gateway.TestKit;
 using Microsoft.Extensions.DependencyInjection;
@@ -47,6 +48,35 @@ public sealed class UplinkTests(ITestOutputHelper output)
     private static MessageQueue UplinkQueue(TestGateway gateway) => gateway.Services.GetRequiredService<MessageRouter>().GetQueue("uplink.cloud");
 
     private static LinkState State(TestGateway gateway) => gateway.Services.GetRequiredService<GatewayStatus>().GetLinkState("cloud");
+
+    // What an operator's metrics exporter reads now: this gateway's Gateway.Uplinks instruments
+    // (each test gateway has its own meter factory), keyed "name" or "name{reason=...}".
+    private static Dictionary<string, long> UplinkMetrics(TestGateway gateway)
+    {
+        var meters = gateway.Services.GetRequiredService<IMeterFactory>();
+        var values = new Dictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Scope == meters && instrument.Meter.Name == "Gateway.Uplinks")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            string? reason = null;
+            foreach (var tag in tags)
+            {
+                reason = tag.Key == "reason" ? tag.Value as string : reason;
+            }
+
+            values[reason is null ? instrument.Name : $"{instrument.Name}{{reason={reason}}}"] = value;
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return values;
+    }
 
     [Fact]
     public async Task Cloud_broker_stopped_mid_stream_and_restarted_loses_nothing()
@@ -205,6 +235,11 @@ public sealed class UplinkTests(ITestOutputHelper output)
         Assert.Equal(overflow == "drop-head" ? 50 : 0, statistics.DroppedMaxLength);
         Assert.Equal(overflow == "drop-head" ? 0 : 50, statistics.RejectedMaxLength);
         Assert.Equal(overflow == "drop-head" ? 0 : 50, refused); // MQTT 5: 0x97 quota exceeded
+        var metrics = UplinkMetrics(gateway);
+        Assert.Equal(100, metrics["gateway.uplink.backlog.messages"]);
+        Assert.Equal(overflow == "drop-head" ? 50 : 0, metrics["gateway.uplink.dropped{reason=buffer-full}"]);
+        Assert.Equal(overflow == "drop-head" ? 0 : 50, metrics["gateway.uplink.dropped{reason=rejected-publish}"]);
+        Assert.Equal((long)LinkState.Buffering, metrics["gateway.uplink.state"]);
 
         if (overflow == "reject-publish")
         {
@@ -324,6 +359,8 @@ public sealed class UplinkTests(ITestOutputHelper output)
         await cloud.WaitForNumbersAsync(Enumerable.Range(1, 10));
         Assert.Single(gateway.Logs.Entries, e => e.EventId.Id == 5001); // never reconnected
         Assert.Equal(25, gateway.Logs.Entries.Count(e => e.EventId.Id == 5013 && e.Message.Contains("Uplinks:cloud:MaxPacketSize (4096 bytes)", StringComparison.Ordinal)));
+        var metrics = UplinkMetrics(gateway);
+        Assert.Equal((25, 1, 0), (metrics["gateway.uplink.downlink.dropped"], metrics["gateway.uplink.downlink.delivered"], metrics["gateway.uplink.downlink.failed"]));
     }
 
     [Theory]
