@@ -14,7 +14,12 @@ namespace Gateway.Storage;
 /// back every transaction the log confirms, see <see cref="LiteDbLogFile"/>). The log is
 /// checkpointed into the data file once it holds <see cref="StoreOptions.CheckpointBytes"/>,
 /// always after an fsync of it. Under load many appends share one transaction and one fsync;
-/// each caller still waits for its own.
+/// each caller still waits for its own. Under load (the last group held
+/// <see cref="LoadedGroup"/> operations or more) the writer lets appends gather for up to
+/// <see cref="StoreOptions.GroupLinger"/> before a group that would hold fewer than
+/// <see cref="LingerBelow"/>: fewer, larger transactions and fsyncs, for that much longer before
+/// a publisher is acknowledged. Anything but an append (a consumer's read, a removal sync)
+/// ends the wait at once.
 /// Removals (messages the cloud confirmed) wait on their own for up to
 /// <see cref="RemovalDelay"/> or <see cref="MaxDeferredRemovals"/> messages and are written
 /// with the next group that writes anyway: a drain then costs a transaction per hundreds of
@@ -32,6 +37,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly LiteDbLogFile _logFile;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
+    private readonly SemaphoreSlim _hurry = new(0); // ends the writer's wait for more appends
+    private int _urgent; // 1: something other than an append is waiting for the writer
+    private int _lingering; // 1: the writer waits for more appends
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // A crash loses at most this much of the messages' age.
     private static readonly TimeSpan ClockSaveInterval = TimeSpan.FromSeconds(60);
@@ -44,6 +52,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     /// <summary>Removed messages not yet written are written once there are this many.</summary>
     internal const int MaxDeferredRemovals = 256;
+
+    /// <summary>A group this large means the store is under load: the next one may wait for more.</summary>
+    internal const int LoadedGroup = 16;
+
+    /// <summary>Under load, a group of fewer operations waits for more first.</summary>
+    internal const int LingerBelow = 128;
 
     private readonly TimeProvider _time;
     private readonly ITimer _clockSaver;
@@ -244,11 +258,21 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         _database.Dispose();
         _logFile.Dispose();
         _lock.Dispose();
+        _hurry.Dispose();
     }
 
     private async ValueTask<T> SubmitAsync<T>(StoreOperation<T> operation, CancellationToken cancellationToken)
     {
         await _operations.Writer.WriteAsync(operation, cancellationToken);
+        if (operation is not AppendOperation)
+        {
+            Interlocked.Exchange(ref _urgent, 1); // a full fence, as in Linger: one of the two sees the other
+            if (Volatile.Read(ref _lingering) == 1)
+            {
+                _hurry.Release();
+            }
+        }
+
         return await operation.Task.WaitAsync(cancellationToken);
     }
 
@@ -287,6 +311,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 #pragma warning restore VSTHRD002
             {
                 TestGate?.Wait();
+                Linger(reader, group.Count);
+                Volatile.Write(ref _urgent, 0); // whatever is waiting now goes into this group
                 group.Clear();
                 while (group.Count < _options.MaxGroupSize && reader.TryRead(out var operation))
                 {
@@ -299,6 +325,27 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         finally
         {
             _stopped.TrySetResult();
+        }
+    }
+
+    // Under load, lets appends gather before a group that would be small, unless anything else waits.
+    private void Linger(ChannelReader<StoreOperation> waiting, int lastGroup)
+    {
+        if (lastGroup < LoadedGroup || _options.GroupLinger <= TimeSpan.Zero || waiting.Count >= LingerBelow || Volatile.Read(ref _urgent) == 1)
+        {
+            return;
+        }
+
+        Interlocked.Exchange(ref _lingering, 1); // a full fence: an urgent submitter either sees it or is seen below
+        if (Volatile.Read(ref _urgent) == 0)
+        {
+            _hurry.Wait(_options.GroupLinger);
+        }
+
+        Volatile.Write(ref _lingering, 0);
+        while (_hurry.Wait(0))
+        {
+            // Releases that came too late to matter.
         }
     }
 

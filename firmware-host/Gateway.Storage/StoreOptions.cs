@@ -32,6 +32,12 @@ public sealed record class StoreOptions
     /// <summary>Most operations in one transaction.</summary>
     public int MaxGroupSize { get; init; } = 2048;
 
+    /// <summary>
+    /// Under load, how long the writer waits for more appends before it starts a group that would
+    /// be small (see <see cref="LiteDbMessageStore"/>); zero starts every group at once.
+    /// </summary>
+    public TimeSpan GroupLinger { get; init; } = TimeSpan.FromMilliseconds(1);
+
     /// <summary>Operations waiting for the writer before callers wait to submit more.</summary>
     public int QueueCapacity { get; init; } = 65_536;
 
