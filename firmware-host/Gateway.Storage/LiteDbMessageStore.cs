@@ -14,12 +14,13 @@ namespace Gateway.Storage;
 /// back every transaction the log confirms, see <see cref="LiteDbLogFile"/>). The log is
 /// checkpointed into the data file once it holds <see cref="StoreOptions.CheckpointBytes"/>,
 /// always after an fsync of it. Under load many appends share one transaction and one fsync;
-/// each caller still waits for its own. Under load (the last group held
-/// <see cref="LoadedGroup"/> operations or more) the writer lets appends gather for up to
-/// <see cref="StoreOptions.GroupLinger"/> before a group that would hold fewer than
-/// <see cref="LingerBelow"/>: fewer, larger transactions and fsyncs, for that much longer before
-/// a publisher is acknowledged. Anything but an append (a consumer's read, a removal sync)
-/// ends the wait at once.
+/// each caller still waits for its own. When appends keep coming (the last group held
+/// <see cref="LoadedGroup"/> operations or more, and as many more arrived while it was written),
+/// the writer lets them gather for <see cref="StoreOptions.GroupLinger"/> before the next group:
+/// fewer, larger transactions and fsyncs per message, and publishers acknowledged that much
+/// later. Writers that each wait for their own commit are never held up that way (nothing
+/// arrives while their group is written); anything but an append (a consumer's read, a removal
+/// sync) ends the wait at once.
 /// Removals (messages the cloud confirmed) wait on their own for up to
 /// <see cref="RemovalDelay"/> or <see cref="MaxDeferredRemovals"/> messages and are written
 /// with the next group that writes anyway: a drain then costs a transaction per hundreds of
@@ -40,6 +41,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly SemaphoreSlim _hurry = new(0); // ends the writer's wait for more appends
     private int _urgent; // 1: something other than an append is waiting for the writer
     private int _lingering; // 1: the writer waits for more appends
+    private int _arrivedWhileWriting; // writer thread only: operations that came in while the last group was written
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     // A crash loses at most this much of the messages' age.
     private static readonly TimeSpan ClockSaveInterval = TimeSpan.FromSeconds(60);
@@ -55,9 +57,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     /// <summary>A group this large means the store is under load: the next one may wait for more.</summary>
     internal const int LoadedGroup = 16;
-
-    /// <summary>Under load, a group of fewer operations waits for more first.</summary>
-    internal const int LingerBelow = 128;
 
     private readonly TimeProvider _time;
     private readonly ITimer _clockSaver;
@@ -266,11 +265,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         await _operations.Writer.WriteAsync(operation, cancellationToken);
         if (operation is not AppendOperation)
         {
-            Interlocked.Exchange(ref _urgent, 1); // a full fence, as in Linger: one of the two sees the other
-            if (Volatile.Read(ref _lingering) == 1)
-            {
-                _hurry.Release();
-            }
+            Hurry();
         }
 
         return await operation.Task.WaitAsync(cancellationToken);
@@ -311,7 +306,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 #pragma warning restore VSTHRD002
             {
                 TestGate?.Wait();
-                Linger(reader, group.Count);
+                Linger(group.Count);
                 Volatile.Write(ref _urgent, 0); // whatever is waiting now goes into this group
                 group.Clear();
                 while (group.Count < _options.MaxGroupSize && reader.TryRead(out var operation))
@@ -328,15 +323,27 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
     }
 
-    // Under load, lets appends gather before a group that would be small, unless anything else waits.
-    private void Linger(ChannelReader<StoreOperation> waiting, int lastGroup)
+    // Something other than an append is waiting: the writer stops waiting for more appends.
+    private void Hurry()
     {
-        if (lastGroup < LoadedGroup || _options.GroupLinger <= TimeSpan.Zero || waiting.Count >= LingerBelow || Volatile.Read(ref _urgent) == 1)
+        Interlocked.Exchange(ref _urgent, 1); // a full fence, as in Linger: one of the two sees the other
+        if (Volatile.Read(ref _lingering) == 1)
+        {
+            _hurry.Release();
+        }
+    }
+
+    // Lets appends gather for a while before the next group when they keep coming: the last group
+    // was large and more arrived while it was written. Writers that each wait for their own commit
+    // (nothing arrives meanwhile) are never held up; anything but an append ends the wait.
+    private void Linger(int lastGroup)
+    {
+        if (lastGroup < LoadedGroup || _arrivedWhileWriting < LoadedGroup || _options.GroupLinger <= TimeSpan.Zero || Volatile.Read(ref _urgent) == 1)
         {
             return;
         }
 
-        Interlocked.Exchange(ref _lingering, 1); // a full fence: an urgent submitter either sees it or is seen below
+        Interlocked.Exchange(ref _lingering, 1); // a full fence: a submitter either sees it or is seen below
         if (Volatile.Read(ref _urgent) == 0)
         {
             _hurry.Wait(_options.GroupLinger);
@@ -410,6 +417,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
 
         Interlocked.Add(ref _operationCount, group.Count);
+        _arrivedWhileWriting = _operations.Reader.Count; // before anyone in the group is answered
         foreach (var operation in group)
         {
             operation.Complete();

@@ -33,8 +33,8 @@ public sealed record class StoreOptions
     public int MaxGroupSize { get; init; } = 2048;
 
     /// <summary>
-    /// Under load, how long the writer waits for more appends before it starts a group that would
-    /// be small (see <see cref="LiteDbMessageStore"/>); zero starts every group at once.
+    /// While appends keep coming, how long the writer lets them gather before the next group (see
+    /// <see cref="LiteDbMessageStore"/>); zero starts every group at once.
     /// </summary>
     public TimeSpan GroupLinger { get; init; } = TimeSpan.FromMilliseconds(1);
 
