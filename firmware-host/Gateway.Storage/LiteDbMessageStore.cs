@@ -38,7 +38,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly LiteDbLogFile _logFile;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
-    private readonly SemaphoreSlim _hurry = new(0); // ends the writer's wait for more appends
+    // Ends the writer's wait for more appends. Not disposed: it holds no handle (its wait handle is
+    // never asked for), and a submitter may still signal it while the store closes.
+    private readonly SemaphoreSlim _hurry = new(0);
     private int _urgent; // 1: something other than an append is waiting for the writer
     private int _lingering; // 1: the writer waits for more appends
     private int _arrivedWhileWriting; // writer thread only: operations that came in while the last group was written
@@ -257,7 +259,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         _database.Dispose();
         _logFile.Dispose();
         _lock.Dispose();
-        _hurry.Dispose();
     }
 
     private async ValueTask<T> SubmitAsync<T>(StoreOperation<T> operation, CancellationToken cancellationToken)
