@@ -56,6 +56,15 @@ internal sealed class Segment
 
     public bool OnDisk { get; set; }
 
+    /// <summary>
+    /// It took the place of a freed one (<see cref="SegmentLog.MaxFreeSlots"/>): documents under
+    /// its id are on disk already, to be overwritten rather than inserted.
+    /// </summary>
+    public bool ReusesSlot { get; init; }
+
+    /// <summary>Its records could not be read: its documents are deleted, never reused.</summary>
+    public bool Damaged { get; set; }
+
     /// <summary>Records appended since it was last written.</summary>
     public PooledBuffer? Pending { get; set; }
 
@@ -124,6 +133,13 @@ internal sealed class Segment
 
         return header;
     }
+
+    /// <summary>The header of a freed segment whose documents wait to be reused: it holds no records.</summary>
+    public static BsonDocument FreeHeader(long id) =>
+        new() { ["_id"] = id, ["free"] = true, ["q"] = "", ["f"] = 0L, ["l"] = -1L, ["n"] = 0L, ["z"] = 0 };
+
+    /// <summary>A header written by <see cref="FreeHeader"/>: its records document is stale.</summary>
+    public static bool IsFree(BsonDocument header) => header.TryGetValue("free", out var free) && free.IsBoolean && free.AsBoolean;
 
     public static Segment FromHeader(BsonDocument header)
     {

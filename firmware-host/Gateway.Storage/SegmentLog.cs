@@ -19,13 +19,18 @@ internal static class SegmentDocuments
 /// Every queue's log as segments (<see cref="Segment"/>), owned by the store's writer thread.
 /// Appends of one group to one queue share a segment, and a segment becomes a document pair
 /// once per group, so a group commit costs a few LiteDB documents however many messages it
-/// holds; a segment's documents are deleted once every record in it is removed. Which records
-/// of a partly consumed segment are gone is kept in its header, so a restart redelivers none.
+/// holds. Which records of a partly consumed segment are gone is kept in its header, so a
+/// restart redelivers none. A segment whose every record is removed keeps its documents as a
+/// free slot (its header says so, its records are stale) for a new segment to overwrite: a
+/// forwarding queue then rewrites the same few pages group after group, where deleting and
+/// inserting documents would free and allocate pages and change both indexes every time. Only
+/// <see cref="MaxFreeSlots"/> are kept; the documents of any more are deleted.
 /// </summary>
 internal sealed class SegmentLog : IDisposable
 {
     private readonly Dictionary<string, QueueSegments> _queues = new(StringComparer.Ordinal);
     private readonly List<Segment> _dirty = [];
+    private readonly Stack<long> _freeSlots = new(); // ids of free slots, the last freed on top
     private readonly PooledBuffer _scratch = new(4096);
     private readonly ILogger _logger;
     private LiteDatabase _database;
@@ -67,8 +72,10 @@ internal sealed class SegmentLog : IDisposable
         _database = database;
         _queues.Clear();
         _dirty.Clear();
+        _freeSlots.Clear();
         MessageCount = 0;
         var byId = verify ? new Dictionary<long, Segment>() : null;
+        var loaded = new List<Segment>();
         long after = long.MinValue;
         int batch;
         do
@@ -76,16 +83,29 @@ internal sealed class SegmentLog : IDisposable
             batch = 0;
             foreach (var header in Headers.Find(Query.GT("_id", after), limit: HeaderBatch))
             {
-                var segment = Segment.FromHeader(header);
-                after = segment.Id;
-                _lastId = Math.Max(_lastId, segment.Id);
+                after = header["_id"].AsInt64;
+                _lastId = Math.Max(_lastId, after);
                 batch++;
+                if (Segment.IsFree(header))
+                {
+                    _freeSlots.Push(after);
+                    continue;
+                }
+
+                var segment = Segment.FromHeader(header);
                 byId?.Add(segment.Id, segment);
-                QueueOf(segment.Queue).Add(segment);
+                loaded.Add(segment);
                 MessageCount += segment.Live;
             }
         }
         while (batch == HeaderBatch);
+
+        // Reused slots make id order differ from offset order.
+        loaded.Sort(static (a, b) => a.First.CompareTo(b.First));
+        foreach (var segment in loaded)
+        {
+            QueueOf(segment.Queue).Add(segment);
+        }
 
         if (byId is not null)
         {
@@ -93,11 +113,18 @@ internal sealed class SegmentLog : IDisposable
         }
     }
 
+    /// <summary>Free slots kept for reuse; the documents of segments emptied beyond these are deleted.</summary>
+    public const int MaxFreeSlots = 32;
+
+    /// <summary>Free slots on disk now.</summary>
+    public int FreeSlots => _freeSlots.Count;
+
     private const int HeaderBatch = 4096;
     private const int RecordBatch = 64;
 
     // Every records document parses into exactly the records its header counts, and every
-    // header has one: anything else is damage (both are written in one transaction).
+    // header has one: anything else is damage (both are written in one transaction). A free
+    // slot's records are stale and not read.
     private void Verify(Dictionary<long, Segment> headers)
     {
         long after = long.MinValue;
@@ -109,7 +136,17 @@ internal sealed class SegmentLog : IDisposable
             {
                 after = document["_id"].AsInt64;
                 batch++;
-                if (!headers.TryGetValue(after, out var segment) || Parse(document["d"].AsBinary, out _) != segment.Count)
+                if (!headers.TryGetValue(after, out var segment))
+                {
+                    if (_freeSlots.Contains(after))
+                    {
+                        continue; // stale records of a free slot
+                    }
+
+                    throw new LiteException(0, $"Segment {after} has no header.");
+                }
+
+                if (Parse(document["d"].AsBinary, out _) != segment.Count)
                 {
                     throw new LiteException(0, $"Segment {after} does not match its header.");
                 }
@@ -213,7 +250,7 @@ internal sealed class SegmentLog : IDisposable
         var segment = segments.Tail;
         if (segment is null || !segment.CanAppend(at, length))
         {
-            segment = new Segment(++_lastId, queue, at);
+            segment = _freeSlots.TryPop(out var slot) ? new Segment(slot, queue, at) { ReusesSlot = true } : new Segment(++_lastId, queue, at);
             segments.Add(segment);
         }
 
@@ -335,6 +372,7 @@ internal sealed class SegmentLog : IDisposable
         {
             messages.RemoveRange(added, messages.Count - added);
             StoreLog.SegmentLost(_logger, segment.Queue, segment.First, segment.Last, segment.Live, ex);
+            segment.Damaged = true;
             segment.RemoveAll();
             MarkDirty(segment);
             _queues[segment.Queue].Drop(segment);
@@ -350,12 +388,7 @@ internal sealed class SegmentLog : IDisposable
             segment.Dirty = false;
             if (segment.Live == 0)
             {
-                if (segment.OnDisk)
-                {
-                    Headers.Delete(segment.Id);
-                    Records.Delete(segment.Id);
-                }
-
+                Free(segment);
                 segment.Pending?.Dispose();
                 segment.Pending = null;
                 continue;
@@ -374,6 +407,10 @@ internal sealed class SegmentLog : IDisposable
                 {
                     Records.Update(SegmentDocuments.ToRecords(segment, records));
                 }
+                else if (segment.ReusesSlot)
+                {
+                    Records.Upsert(SegmentDocuments.ToRecords(segment, records));
+                }
                 else
                 {
                     Records.Insert(SegmentDocuments.ToRecords(segment, records));
@@ -389,13 +426,46 @@ internal sealed class SegmentLog : IDisposable
             }
             else
             {
-                Headers.Insert(segment.ToHeader());
+                if (segment.ReusesSlot)
+                {
+                    Headers.Upsert(segment.ToHeader());
+                }
+                else
+                {
+                    Headers.Insert(segment.ToHeader());
+                }
+
                 segment.OnDisk = true;
             }
         }
 
         _dirty.Clear();
         _appended = false;
+    }
+
+    // A segment with no records left: its documents become a free slot, or are deleted.
+    private void Free(Segment segment)
+    {
+        if (!segment.OnDisk)
+        {
+            if (segment.ReusesSlot)
+            {
+                _freeSlots.Push(segment.Id); // never written: its slot is still free on disk
+            }
+
+            return;
+        }
+
+        if (!segment.Damaged && _freeSlots.Count < MaxFreeSlots)
+        {
+            Headers.Update(Segment.FreeHeader(segment.Id));
+            _freeSlots.Push(segment.Id);
+        }
+        else
+        {
+            Headers.Delete(segment.Id);
+            Records.Delete(segment.Id);
+        }
     }
 
     public void Dispose()

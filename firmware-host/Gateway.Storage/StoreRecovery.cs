@@ -186,6 +186,7 @@ internal static class StoreRecovery
 
     // Keeps the segments whose records were copied whole: a header without its records is
     // dropped, records without their header get a new one (nothing of them counted as removed).
+    // Free slots are dropped with their stale records.
     private static (long Recovered, long Lost) Reconcile(LiteDatabase fresh)
     {
         long recovered = 0, lost = 0;
@@ -226,6 +227,14 @@ internal static class StoreRecovery
     private static (long Recovered, long Lost) ReconcileSegment(ILiteCollection<BsonDocument> headers, ILiteCollection<BsonDocument> records, Dictionary<long, BsonDocument> byId, BsonDocument document)
     {
         var id = document["_id"].AsInt64;
+        if (byId.TryGetValue(id, out var free) && Segment.IsFree(free))
+        {
+            byId.Remove(id);
+            headers.Delete(id);
+            records.Delete(id); // stale: every record in it was removed
+            return (0, 0);
+        }
+
         var blob = document["d"].AsBinary;
         int count;
         long bodyBytes;

@@ -480,4 +480,74 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.Equal(Enumerable.Range(3001 - (int)remaining, (int)remaining).Select(i => (long)i), read.Select(m => m.Offset));
         Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001 && e.Message.Contains($"{3000 - remaining} could not be read", StringComparison.Ordinal));
     }
+
+    // A forwarding queue: each group appends, the cloud confirms all but the newest. Consumed
+    // segments leave their documents to be overwritten by new ones, so the file holds no more
+    // segment documents than the live ones and a few free; what comes back after a restart is
+    // exactly what was not consumed, in order, and offsets go on.
+    [Fact]
+    public async Task A_forwarding_queue_reuses_consumed_segments_and_a_restart_returns_exactly_what_is_left()
+    {
+        long last = 0;
+        await using (var store = Open())
+        {
+            for (var round = 0; round < 150; round++)
+            {
+                using var gate = new ManualResetEventSlim();
+                store.TestGate = gate; // one group of 40
+                var appends = Enumerable.Range(0, 40).Select(i => store.AppendAsync("q", Message($"m{last + i + 1}"), default).AsTask()).ToList();
+                gate.Set();
+                await Task.WhenAll(appends);
+                last += 40;
+                store.RemoveRange("q", 1, last - 30); // the newest 30 wait for the cloud
+                await store.SyncRemovalsAsync(default);
+            }
+        }
+
+        using (var database = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DatabasePath, Connection = LiteDB.ConnectionType.Direct, ReadOnly = true }))
+        {
+            // 150 groups made 150 segments; the 30 left span at most 2.
+            Assert.InRange(database.GetCollection("segments").Count(), 2, 2 + SegmentLog.MaxFreeSlots);
+            Assert.InRange(database.GetCollection("records").Count(), 2, 2 + SegmentLog.MaxFreeSlots);
+        }
+
+        await using var reopened = Open();
+        Assert.Equal(30, reopened.MessageCount);
+        var read = await reopened.ReadBatchAsync("q", 0, 100, default);
+        Assert.Equal(Enumerable.Range((int)last - 29, 30).Select(i => $"m{i}"), read.Select(Text));
+        Assert.Equal(last + 1, await reopened.AppendAsync("q", Message("next"), default));
+        reopened.RemoveRange("q", 1, last - 10);
+        Assert.Equal(Enumerable.Range((int)last - 9, 10).Select(i => $"m{i}").Append("next"), (await reopened.ReadBatchAsync("q", 0, 100, default)).Select(Text));
+    }
+
+    // A consumed segment's documents wait to be reused with its records still in them: recovering
+    // a damaged file must not bring those consumed messages back.
+    [Fact]
+    public async Task Recovering_a_damaged_file_does_not_bring_back_consumed_messages()
+    {
+        await using (var store = Open())
+        {
+            using var gate = new ManualResetEventSlim();
+            store.TestGate = gate; // one group: segments of up to 1,024 records
+            var appends = Enumerable.Range(1, 3000).Select(i => store.AppendAsync("q", Message($"m{i}"), default).AsTask()).ToList();
+            gate.Set();
+            await Task.WhenAll(appends);
+            store.RemoveRange("q", 1, 2048); // the first two segments, whole
+            await store.SyncRemovalsAsync(default);
+        }
+
+        using (var database = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = DatabasePath, Connection = LiteDB.ConnectionType.Direct }))
+        {
+            var headers = database.GetCollection("segments");
+            Assert.Equal(3, headers.Count()); // two free, one live
+            headers.Delete(headers.Max("_id")); // the live segment's header, as damage would
+        }
+
+        await using var reopened = Open();
+
+        // Records without a header are kept (nothing of them was known to be removed); the free ones are not.
+        var read = await reopened.ReadBatchAsync("q", 0, 3000, default);
+        Assert.Equal(Enumerable.Range(2049, 952).Select(i => $"m{i}"), read.Select(Text));
+        Assert.Contains(_logs.Entries, e => e.EventId.Id == 4001);
+    }
 }
