@@ -116,9 +116,6 @@ internal sealed class SegmentLog : IDisposable
     /// <summary>Free slots kept for reuse; the documents of segments emptied beyond these are deleted.</summary>
     public const int MaxFreeSlots = 32;
 
-    /// <summary>Free slots on disk now.</summary>
-    public int FreeSlots => _freeSlots.Count;
-
     private const int HeaderBatch = 4096;
     private const int RecordBatch = 64;
 
