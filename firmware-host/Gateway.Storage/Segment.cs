@@ -57,8 +57,8 @@ internal sealed class Segment
     public bool OnDisk { get; set; }
 
     /// <summary>
-    /// It took the place of a freed one (<see cref="SegmentLog.MaxFreeSlots"/>): documents under
-    /// its id are on disk already, to be overwritten rather than inserted.
+    /// It took the place of a freed one (a free slot, see <see cref="SegmentLog"/>): documents
+    /// under its id are on disk already, to be overwritten rather than inserted.
     /// </summary>
     public bool ReusesSlot { get; init; }
 

@@ -23,8 +23,10 @@ internal static class SegmentDocuments
 /// restart redelivers none. A segment whose every record is removed keeps its documents as a
 /// free slot (its header says so, its records are stale) for a new segment to overwrite: a
 /// forwarding queue then rewrites the same few pages group after group, where deleting and
-/// inserting documents would free and allocate pages and change both indexes every time. Only
-/// <see cref="MaxFreeSlots"/> are kept; the documents of any more are deleted.
+/// inserting documents would free and allocate pages and change both indexes every time, and a
+/// drained backlog leaves slots for the traffic after it rather than pages to free one by one.
+/// A LiteDB file never shrinks, so the slots hold no space the file would otherwise give back;
+/// only a damaged segment's documents are deleted.
 /// </summary>
 internal sealed class SegmentLog : IDisposable
 {
@@ -113,49 +115,41 @@ internal sealed class SegmentLog : IDisposable
         }
     }
 
-    /// <summary>Free slots kept for reuse; the documents of segments emptied beyond these are deleted.</summary>
-    public const int MaxFreeSlots = 32;
-
     private const int HeaderBatch = 4096;
-    private const int RecordBatch = 64;
+    private const int LegacyBatch = 1024;
 
     // Every records document parses into exactly the records its header counts, and every
-    // header has one: anything else is damage (both are written in one transaction). A free
-    // slot's records are stale and not read.
+    // header has one: anything else is damage (both are written in one transaction). Which
+    // records documents exist comes from the _id index alone, so a free slot's stale records
+    // are never read. Records without any header are damage too: recovery keeps them.
     private void Verify(Dictionary<long, Segment> headers)
     {
-        long after = long.MinValue;
-        int batch, seen = 0;
-        do
+        var free = new HashSet<long>(_freeSlots);
+        var live = new List<long>(headers.Count);
+        foreach (var key in Records.Query().Select("{ _id }").ToEnumerable())
         {
-            batch = 0;
-            foreach (var document in Records.Find(Query.GT("_id", after), limit: RecordBatch))
+            var id = key["_id"].AsInt64;
+            if (headers.ContainsKey(id))
             {
-                after = document["_id"].AsInt64;
-                batch++;
-                if (!headers.TryGetValue(after, out var segment))
-                {
-                    if (_freeSlots.Contains(after))
-                    {
-                        continue; // stale records of a free slot
-                    }
-
-                    throw new LiteException(0, $"Segment {after} has no header.");
-                }
-
-                if (Parse(document["d"].AsBinary, out _) != segment.Count)
-                {
-                    throw new LiteException(0, $"Segment {after} does not match its header.");
-                }
-
-                seen++;
+                live.Add(id);
+            }
+            else if (!free.Contains(id))
+            {
+                throw new LiteException(0, $"Segment {id} has no header.");
             }
         }
-        while (batch == RecordBatch);
 
-        if (seen != headers.Count)
+        if (live.Count != headers.Count)
         {
-            throw new LiteException(0, $"{headers.Count - seen} segments have no records.");
+            throw new LiteException(0, $"{headers.Count - live.Count} segments have no records.");
+        }
+
+        foreach (var id in live)
+        {
+            if (Parse(LoadRecords(headers[id]), out _) != headers[id].Count)
+            {
+                throw new LiteException(0, $"Segment {id} does not match its header.");
+            }
         }
     }
 
@@ -190,7 +184,7 @@ internal sealed class SegmentLog : IDisposable
         long moved = 0;
         while (true)
         {
-            var batch = legacy.Find(Query.All("_id", Query.Ascending), limit: RecordBatch * 16).ToList();
+            var batch = legacy.Find(Query.All("_id", Query.Ascending), limit: LegacyBatch).ToList();
             if (batch.Count == 0)
             {
                 break;
@@ -440,7 +434,7 @@ internal sealed class SegmentLog : IDisposable
         _appended = false;
     }
 
-    // A segment with no records left: its documents become a free slot, or are deleted.
+    // A segment with no records left: its documents become a free slot (deleted when damaged).
     private void Free(Segment segment)
     {
         if (!segment.OnDisk)
@@ -453,7 +447,7 @@ internal sealed class SegmentLog : IDisposable
             return;
         }
 
-        if (!segment.Damaged && _freeSlots.Count < MaxFreeSlots)
+        if (!segment.Damaged)
         {
             Headers.Update(Segment.FreeHeader(segment.Id));
             _freeSlots.Push(segment.Id);
