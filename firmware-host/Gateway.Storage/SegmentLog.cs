@@ -64,10 +64,11 @@ internal sealed class SegmentLog : IDisposable
     public void Load(LiteDatabase database) => Load(database, verify: false);
 
     /// <summary>
-    /// Reads every segment header, then, with <paramref name="verify"/>, every segment's records:
-    /// opening a LiteDB file reads only its header page, so this walk is the damage probe. Both
-    /// walks go a batch per read transaction (LiteDB keeps every page a transaction read in its
-    /// cache until it ends, so one pass over a large backlog would hold the file in memory).
+    /// Reads every segment header, then, with <paramref name="verify"/>, every live segment's
+    /// records: opening a LiteDB file reads only its header page, so this walk is the damage
+    /// probe. Headers are read a batch per read transaction and records one segment per read
+    /// (LiteDB keeps every page a transaction read in its cache until it ends, so one pass over
+    /// a large backlog would hold the file in memory).
     /// </summary>
     public void Load(LiteDatabase database, bool verify)
     {
