@@ -147,7 +147,8 @@ internal sealed class SegmentLog : IDisposable
 
         foreach (var id in live)
         {
-            if (Parse(LoadRecords(headers[id]), out _) != headers[id].Count)
+            var segment = headers[id];
+            if (Parse(LoadRecords(segment), out _) != segment.Count)
             {
                 throw new LiteException(0, $"Segment {id} does not match its header.");
             }
@@ -395,44 +396,35 @@ internal sealed class SegmentLog : IDisposable
                 }
 
                 pending.WrittenSpan.CopyTo(records.AsSpan(segment.RecordBytesOnDisk));
-                if (segment.OnDisk)
-                {
-                    Records.Update(SegmentDocuments.ToRecords(segment, records));
-                }
-                else if (segment.ReusesSlot)
-                {
-                    Records.Upsert(SegmentDocuments.ToRecords(segment, records));
-                }
-                else
-                {
-                    Records.Insert(SegmentDocuments.ToRecords(segment, records));
-                }
+                Write(Records, segment, SegmentDocuments.ToRecords(segment, records));
                 segment.RecordBytesOnDisk = records.Length;
                 pending.Dispose();
                 segment.Pending = null;
             }
 
-            if (segment.OnDisk)
-            {
-                Headers.Update(segment.ToHeader());
-            }
-            else
-            {
-                if (segment.ReusesSlot)
-                {
-                    Headers.Upsert(segment.ToHeader());
-                }
-                else
-                {
-                    Headers.Insert(segment.ToHeader());
-                }
-
-                segment.OnDisk = true;
-            }
+            Write(Headers, segment, segment.ToHeader());
+            segment.OnDisk = true;
         }
 
         _dirty.Clear();
         _appended = false;
+    }
+
+    // One of a segment's documents: replaces its earlier version, or a free slot's, or is new.
+    private static void Write(ILiteCollection<BsonDocument> collection, Segment segment, BsonDocument document)
+    {
+        if (segment.OnDisk)
+        {
+            collection.Update(document);
+        }
+        else if (segment.ReusesSlot)
+        {
+            collection.Upsert(document); // a slot whose documents damage took is written anew
+        }
+        else
+        {
+            collection.Insert(document);
+        }
     }
 
     // A segment with no records left: its documents become a free slot (deleted when damaged).
