@@ -8,8 +8,6 @@ using MQTTnet.Diagnostics.Logger;
 using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Implementations;
-using MQTTnet.Packets;
-using MQTTnet.Protocol;
 
 namespace Gateway.Uplinks;
 
@@ -25,8 +23,9 @@ namespace Gateway.Uplinks;
 /// anyway, so MQTTnet notices a lost connection as before.
 /// Every packet's fixed header is checked before any of the packet is handed to MQTTnet, which
 /// would otherwise allocate whatever length the broker announces: a PUBLISH over the uplink's
-/// MaxPacketSize is dropped as it streams in (never buffered whole) and, at QoS 1 or 2, answered
-/// all the same (<see cref="IDroppedPublishes"/>); any other packet over it closes the connection.
+/// MaxPacketSize is dropped as it streams in (never buffered whole) and, at QoS 1 or 2, replaced
+/// by a stub for MQTTnet to answer in turn (<see cref="CheckedInput"/>); any other packet over it
+/// closes the connection.
 /// </summary>
 internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
 {
@@ -42,10 +41,10 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
     private Exception? _writeError;
     private int _readerThread; // the thread handling input just read; 0 while the read loop waits
 
-    public BatchingMqttChannel(MqttClientOptions options, int maxPacketSize, IDroppedPublishes? dropped)
+    public BatchingMqttChannel(MqttClientOptions options, int maxPacketSize, Action<long>? dropped)
     {
         _inner = new MqttTcpChannel(options);
-        _input = new CheckedInput(ReadBufferSize, maxPacketSize, dropped);
+        _input = new CheckedInput(ReadBufferSize, maxPacketSize, options.ProtocolVersion == MqttProtocolVersion.V500, dropped);
     }
 
     public X509Certificate2 ClientCertificate => _inner.ClientCertificate;
@@ -176,31 +175,33 @@ internal sealed class BatchingMqttChannel : IMqttChannel, IDisposable
     }
 }
 
-/// <summary>What the uplink does about a PUBLISH from the broker that is over its MaxPacketSize.</summary>
-internal interface IDroppedPublishes
-{
-    /// <summary>A PUBLISH of <paramref name="bytes"/> bytes (header included) is being dropped.</summary>
-    void Dropped(long bytes);
-
-    /// <summary>
-    /// The dropped PUBLISH was sent at QoS 1 or 2 with <paramref name="packetId"/>: unanswered, the
-    /// broker would keep it in flight, and send it again on every reconnect.
-    /// </summary>
-    void Acknowledge(int qos, ushort packetId);
-}
-
 /// <summary>
 /// What the uplink's connection read and has not handed to MQTTnet yet, checked packet by packet:
 /// a packet's bytes are released only once its fixed header was read and its length is within
 /// the limit (MQTTnet allocates whatever length a header announces). A PUBLISH over the limit is
-/// cut out of the buffer as it streams in, its packet identifier read on the way; any other packet
-/// over it fails the connection.
+/// cut out of the buffer as it streams in (<c>dropped</c> is told its size), its packet identifier
+/// read on the way; any other packet over it fails the connection.
 /// </summary>
-internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPublishes? dropped)
+/// <remarks>
+/// A dropped PUBLISH at QoS 1 or 2 leaves a stub in its place: a PUBLISH with the same packet
+/// identifier, the topic <see cref="DroppedTopic"/> and no payload. MQTTnet answers it (PUBACK or
+/// PUBREC) once the uplink has handled it, in order with the publishes around it, as MQTT asks;
+/// the uplink answers with reason 0x83, as mosquitto answers a message over its
+/// message_size_limit. Unanswered, the broker would keep the message in flight to the uplink
+/// (mosquitto holds back everything after 20 of them) and send it again on every reconnect.
+/// </remarks>
+internal sealed class CheckedInput(int bufferSize, int maxPacketSize, bool mqtt5, Action<long>? dropped)
 {
+    /// <summary>The topic of a dropped PUBLISH's stub: no broker sends it (MQTT forbids U+0000 in a topic).</summary>
+    public const string DroppedTopic = "\0";
+
     private readonly byte[] _buffer = new byte[bufferSize];
+    private readonly Queue<Stub> _stubs = new();
     private int _offset;
     private int _count; // bytes read from _offset on, not taken yet
+    private int _released; // bytes from _offset on that may be taken
+    private long _taken; // bytes of the buffer taken so far (stubs not counted)
+    private int _stubBytes; // bytes of stubs not taken yet
     private long _passBody; // body bytes of the current packet still to release
     private long _skipBody; // body bytes of a dropped PUBLISH still to discard
 
@@ -214,7 +215,7 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPu
     private int _packetId;
 
     /// <summary>How many bytes may be taken now.</summary>
-    public int Released { get; private set; }
+    public int Released => _released + _stubBytes;
 
     /// <summary>Room to read into (what is not taken yet, at most the start of a header, moves to the front).</summary>
     public ArraySegment<byte> Free()
@@ -228,7 +229,7 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPu
     public void Added(int read)
     {
         _count += read;
-        var at = _offset + Released;
+        var at = _offset + _released;
         var end = _offset + _count;
         while (at < end)
         {
@@ -236,7 +237,7 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPu
             {
                 var n = (int)Math.Min(_passBody, end - at);
                 _passBody -= n;
-                Released += n;
+                _released += n;
                 at += n;
             }
             else if (_skipBody > 0)
@@ -252,7 +253,7 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPu
             }
             else if (headerLength + bodyLength <= maxPacketSize)
             {
-                Released += headerLength;
+                _released += headerLength;
                 at += headerLength;
                 _passBody = bodyLength;
             }
@@ -263,7 +264,7 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPu
                 _watchUntil = _droppedQos is 1 or 2 ? 4 : 0; // the topic's length first
                 Cut(at, headerLength, ref end); // a PUBLISH: dropped, the connection goes on
                 _skipBody = bodyLength;
-                dropped?.Dropped(headerLength + bodyLength);
+                dropped?.Invoke(headerLength + bodyLength);
             }
             else
             {
@@ -307,7 +308,7 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPu
                 _packetId |= b;
                 if (_packetId != 0)
                 {
-                    dropped?.Acknowledge(_droppedQos, (ushort)_packetId);
+                    AddStub(_droppedQos, (ushort)_packetId);
                 }
             }
 
@@ -321,12 +322,60 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, IDroppedPu
     /// <summary>Copies up to <see cref="Released"/> bytes into <paramref name="destination"/>.</summary>
     public int Take(Span<byte> destination)
     {
-        var n = Math.Min(destination.Length, Released);
-        _buffer.AsSpan(_offset, n).CopyTo(destination);
-        _offset += n;
-        _count -= n;
-        Released -= n;
+        var n = 0;
+        while (n < destination.Length)
+        {
+            var next = _stubs.Count > 0 ? _stubs.Peek() : null;
+            if (next is not null && next.At == _taken)
+            {
+                var m = Math.Min(destination.Length - n, next.Bytes.Length - next.Taken);
+                next.Bytes.AsSpan(next.Taken, m).CopyTo(destination[n..]);
+                next.Taken += m;
+                _stubBytes -= m;
+                n += m;
+                if (next.Taken == next.Bytes.Length)
+                {
+                    _stubs.Dequeue();
+                }
+
+                continue;
+            }
+
+            var k = Math.Min(destination.Length - n, next is null ? _released : (int)(next.At - _taken));
+            if (k == 0)
+            {
+                break;
+            }
+
+            _buffer.AsSpan(_offset, k).CopyTo(destination[n..]);
+            _offset += k;
+            _count -= k;
+            _released -= k;
+            _taken += k;
+            n += k;
+        }
+
         return n;
+    }
+
+    // The stub goes where the dropped PUBLISH was: after everything released so far, before
+    // anything that came after it.
+    private void AddStub(int qos, ushort packetId)
+    {
+        byte[] stub = mqtt5
+            ? [(byte)(0x30 | (qos << 1)), 6, 0, 1, 0, (byte)(packetId >> 8), (byte)packetId, 0] // properties: none
+            : [(byte)(0x30 | (qos << 1)), 5, 0, 1, 0, (byte)(packetId >> 8), (byte)packetId];
+        _stubs.Enqueue(new Stub(_taken + _released, stub));
+        _stubBytes += stub.Length;
+    }
+
+    private sealed class Stub(long at, byte[] bytes)
+    {
+        public long At { get; } = at; // how many bytes of the buffer are taken before it
+
+        public byte[] Bytes { get; } = bytes;
+
+        public int Taken { get; set; }
     }
 
     private void Cut(int at, int length, ref int end)
@@ -374,52 +423,12 @@ internal sealed class BatchingClientAdapterFactory(int maxPacketSize, Action<lon
     {
         ArgumentNullException.ThrowIfNull(options);
         var formatter = new MqttPacketFormatterAdapter(options.ProtocolVersion, new MqttBufferWriter(options.WriterBufferSize, options.WriterBufferSizeMax));
-        var dropped = new DroppedPublishes(publishDropped);
-        var adapter = new UplinkChannelAdapter(new MqttChannelAdapter(new BatchingMqttChannel(options, maxPacketSize, dropped), formatter, logger)
+        var adapter = new UplinkChannelAdapter(new MqttChannelAdapter(new BatchingMqttChannel(options, maxPacketSize, publishDropped), formatter, logger)
         {
             AllowPacketFragmentation = options.AllowPacketFragmentation,
             PacketInspector = packetInspector,
         });
-        dropped.Connection = adapter;
         Volatile.Write(ref _last, adapter);
         return adapter;
-    }
-
-    /// <summary>
-    /// Logs a PUBLISH dropped for its size and answers the broker for it, as mosquitto answers one
-    /// over its message_size_limit: a PUBACK (PUBREC at QoS 2) with reason 0x83, "valid, but not
-    /// accepted" (MQTT 3.1.1 has no reason codes), so the broker neither keeps it among the
-    /// messages in flight to the uplink (mosquitto holds back everything after 20 of them) nor
-    /// sends it again on every reconnect.
-    /// </summary>
-    private sealed class DroppedPublishes(Action<long>? logged) : IDroppedPublishes
-    {
-        public IMqttChannelAdapter? Connection { get; set; }
-
-        public void Dropped(long bytes) => logged?.Invoke(bytes);
-
-        public void Acknowledge(int qos, ushort packetId)
-        {
-            if (Connection is { } connection)
-            {
-                _ = AcknowledgeAsync(connection, qos, packetId);
-            }
-        }
-
-        // Through MQTTnet's adapter, which writes one packet at a time (a PUBLISH is two writes).
-        private static async Task AcknowledgeAsync(IMqttChannelAdapter connection, int qos, ushort packetId)
-        {
-            MqttPacket answer = qos == 1
-                ? new MqttPubAckPacket { PacketIdentifier = packetId, ReasonCode = MqttPubAckReasonCode.ImplementationSpecificError }
-                : new MqttPubRecPacket { PacketIdentifier = packetId, ReasonCode = MqttPubRecReasonCode.ImplementationSpecificError };
-            try
-            {
-                await connection.SendPacketAsync(answer, CancellationToken.None);
-            }
-            catch (Exception ex) when (ex is MqttCommunicationException or ObjectDisposedException or OperationCanceledException)
-            {
-                // The connection is gone; the broker sends the message again on the next one, and it is dropped again.
-            }
-        }
     }
 }

@@ -501,6 +501,13 @@ internal sealed partial class MqttUplink
     private async Task OnDownlinkAsync(MqttApplicationMessageReceivedEventArgs e)
     {
         var topic = e.ApplicationMessage.Topic;
+        if (topic == CheckedInput.DroppedTopic)
+        {
+            // In place of a message over MaxPacketSize, dropped (and counted) as it came in.
+            e.ReasonCode = MqttApplicationMessageReceivedReasonCode.ImplementationSpecificError;
+            return;
+        }
+
         foreach (var rule in _options.Downlink)
         {
             if (!MqttTopicFilterComparer.Compare(topic, rule.Filter).Equals(MqttTopicFilterCompareResult.IsMatch))
