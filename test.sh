@@ -8,6 +8,7 @@ missing=()
 command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 /usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1 || missing+=(python3-paho-mqtt)
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || missing+=(python3-prometheus-client)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # The arm64 build is smoke-tested under user-mode emulation.
 command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)

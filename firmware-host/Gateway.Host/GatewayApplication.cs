@@ -53,6 +53,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton<GatewayEndpoints>();
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, DataDirectoryValidator>();
         builder.Services.AddSingleton<GatewayHealth>();
+        builder.Services.AddSingleton<PrometheusMetrics>();
         builder.Services.AddHostedService<SystemdWatchdog>();
         builder.Services.AddHostedService<IdleMemoryTrimmer>();
         builder.Services.TryAddSingleton(TimeProvider.System);
@@ -91,6 +92,7 @@ public static class GatewayApplication
         _ = app.Services.GetRequiredService<IOptions<GpioOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<UplinksOptions>>().Value;
         MapEndpoints(app);
+        _ = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start: counters miss nothing before the first scrape
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
         app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
         return app;
@@ -123,6 +125,7 @@ public static class GatewayApplication
             var report = await health.CheckAsync(cancellationToken);
             return Results.Text(report + "\n", "text/plain", statusCode: report.Healthy ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
         });
+        app.MapGet("/metrics", (PrometheusMetrics metrics) => Results.Text(metrics.Scrape(), PrometheusMetrics.ContentType));
     }
 
     private static void OnStarted(WebApplication app, long startedAt)

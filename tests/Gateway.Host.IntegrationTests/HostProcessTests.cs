@@ -139,8 +139,38 @@ public sealed partial class HostProcessTests
         Assert.DoesNotContain("crit:", gateway.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_executable_serves_metrics_for_its_uplinks_memory_and_connections()
+    {
+        // The shipped build is native AOT: its metrics (the runtime's among them) must work there too.
+        using var directory = new TempDirectory();
+        using var cloud = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0); // accepts, never answers CONNECT
+        cloud.Start();
+        await using var gateway = StartGateway(
+            directory.Path,
+            "--Mqtt:Port=0",
+            "--Http:Port=0",
+            $"--Uplinks:cloud:Endpoints:0=mqtt://127.0.0.1:{((System.Net.IPEndPoint)cloud.LocalEndpoint).Port}",
+            "--Uplinks:cloud:Forward:0:Filter=sensors/#");
+        var mqttPort = await MqttPortOfAsync(gateway);
+        var httpPort = int.Parse(HttpListeningLine().Match(gateway.Output).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        await using var sensor = await MqttTestClient.ConnectAsync(mqttPort);
+        using var http = new HttpClient();
+
+        var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{httpPort}/metrics"));
+
+        Assert.Contains("gateway_uplink_state{uplink=\"cloud\"} ", text, StringComparison.Ordinal);
+        Assert.Contains("gateway_uplink_backlog_messages{uplink=\"cloud\"} 0\n", text, StringComparison.Ordinal);
+        Assert.Matches(@"\ndotnet_process_memory_working_set_bytes [1-9][0-9]*\n", text);
+        Assert.Matches(@"\ndotnet_gc_heap_total_allocated_bytes_total [1-9][0-9]*\n", text);
+        Assert.Matches($@"\nkestrel_active_connections\{{[^}}]*server_port=""{mqttPort}""[^}}]*\}} 1\n", text);
+    }
+
     [GeneratedRegex(@"listening: MQTT [0-9.]+:(\d+)")]
     private static partial Regex ListeningLine();
+
+    [GeneratedRegex(@"listening: MQTT .*, HTTP [0-9.]+:(\d+)")]
+    private static partial Regex HttpListeningLine();
 }
 
 internal sealed class TempDirectory : IDisposable

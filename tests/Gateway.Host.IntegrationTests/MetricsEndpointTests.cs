@@ -1,0 +1,91 @@
+using System.Globalization;
+using Gateway.Routing;
+using Gateway.TestKit;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Gateway.Host.IntegrationTests;
+
+/// <summary>/metrics as Prometheus scrapes it, with a real mosquitto as the uplink's cloud broker.</summary>
+[Trait("Category", "Integration")]
+public sealed class MetricsEndpointTests
+{
+    [Fact]
+    public async Task Metrics_show_an_uplink_forwarding_then_buffering_when_its_broker_goes()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var gateway = await TestGateway.StartAsync(
+            $"--Uplinks:cloud:Endpoints:0={broker.Url}",
+            "--Uplinks:cloud:Forward:0:Filter=sensors/#",
+            "--Uplinks:cloud:ReconnectDelayMax=00:00:01");
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.HttpPort}") };
+        var queue = gateway.Services.GetRequiredService<MessageRouter>().GetQueue("uplink.cloud");
+
+        for (var i = 1; i <= 50; i++)
+        {
+            await sensor.PublishAsync("sensors/boiler/temp", i.ToString(CultureInfo.InvariantCulture));
+        }
+
+        await WaitFor.ConditionAsync(() => queue.GetStatistics() is { Acknowledged: 50, Unacknowledged: 0 }, "the broker to confirm all 50");
+        var forwarding = await ScrapeAsync(http);
+        Assert.Equal("50", forwarding.Samples["gateway_uplink_forwarded_total{uplink=\"cloud\"}"]);
+        Assert.Equal("1", forwarding.Samples["gateway_uplink_state{uplink=\"cloud\"}"]); // connected
+        Assert.Equal("0", forwarding.Samples["gateway_uplink_backlog_messages{uplink=\"cloud\"}"]);
+        Assert.Equal("0", forwarding.Samples["gateway_uplink_dropped_total{uplink=\"cloud\",reason=\"buffer-full\"}"]);
+        Assert.Contains("# TYPE gateway_uplink_forwarded_total counter", forwarding.Text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE gateway_uplink_state gauge", forwarding.Text, StringComparison.Ordinal);
+        Assert.True(double.Parse(forwarding.Samples["gateway_uplink_last_confirmed_age_seconds{uplink=\"cloud\"}"], CultureInfo.InvariantCulture) >= 0);
+        // Kestrel owns the MQTT listener: the sensor is one connection on its port.
+        Assert.Equal("1", Assert.Single(forwarding.Samples, s => s.Key.StartsWith("kestrel_active_connections{", StringComparison.Ordinal) && s.Key.Contains($"server_port=\"{gateway.MqttPort}\"", StringComparison.Ordinal)).Value);
+        Assert.True(long.Parse(forwarding.Samples["dotnet_process_memory_working_set_bytes"], CultureInfo.InvariantCulture) > 0);
+
+        await broker.StopAsync();
+        for (var i = 51; i <= 70; i++)
+        {
+            await sensor.PublishAsync("sensors/boiler/temp", i.ToString(CultureInfo.InvariantCulture)); // on the gateway's disk
+        }
+
+        await WaitFor.ConditionAsync(() => gateway.Services.GetRequiredService<GatewayStatus>().GetLinkState("cloud") == LinkState.Buffering, "the uplink to report buffering");
+        var buffering = await ScrapeAsync(http);
+        Assert.Equal("2", buffering.Samples["gateway_uplink_state{uplink=\"cloud\"}"]);
+        Assert.Equal("20", buffering.Samples["gateway_uplink_backlog_messages{uplink=\"cloud\"}"]);
+        Assert.Equal("50", buffering.Samples["gateway_uplink_forwarded_total{uplink=\"cloud\"}"]);
+    }
+
+    [Fact]
+    public async Task Metrics_are_served_as_prometheus_text_version_0_0_4()
+    {
+        await using var gateway = await TestGateway.StartAsync();
+        using var http = new HttpClient();
+
+        using var response = await http.GetAsync(new Uri($"http://127.0.0.1:{gateway.HttpPort}/metrics"));
+
+        response.EnsureSuccessStatusCode();
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.EndsWith("\n", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("gateway_uplink_", text, StringComparison.Ordinal); // no uplinks configured
+        Assert.Contains("# TYPE dotnet_process_cpu_time_seconds_total counter", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE dotnet_thread_pool_thread_count gauge", text, StringComparison.Ordinal); // the runtime calls it a counter; it goes down too
+    }
+
+    private static async Task<Scrape> ScrapeAsync(HttpClient http)
+    {
+        var text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        var samples = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.Length == 0 || line[0] == '#')
+            {
+                continue;
+            }
+
+            var space = line.LastIndexOf(' ');
+            samples.Add(line[..space], line[(space + 1)..]); // a series appears once
+        }
+
+        return new Scrape(text, samples);
+    }
+
+    private sealed record Scrape(string Text, Dictionary<string, string> Samples);
+}
