@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Diagnostics.Metrics;
 using Gateway.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.Hosting;
@@ -36,6 +37,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     private readonly SubscriberFlow _flow = new();
     private readonly IRetainedMessageStore? _retainedStore;
     private readonly CancellationTokenSource _stopping = new();
+    private readonly MqttMetrics? _metrics;
     private QueueConsumer? _consumer;
     private Task _pump = Task.CompletedTask;
     private Task? _shutdown;
@@ -46,7 +48,8 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         IOptions<MqttOptions> options,
         ILoggerFactory loggerFactory,
         IHostApplicationLifetime lifetime,
-        IRetainedMessageStore? retainedStore = null)
+        IRetainedMessageStore? retainedStore = null,
+        IMeterFactory? meters = null)
     {
         _router = router;
         _retainedStore = retainedStore;
@@ -72,6 +75,12 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         Server.InterceptingOutboundPacketAsync += OnOutboundPacketAsync;
         Server.ClientConnectedAsync += PublishAcks.OnConnectedAsync;
         Server.InterceptingInboundPacketAsync += PublishAcks.OnInboundPacketAsync;
+        Server.QueuedApplicationMessageOverwrittenAsync += _ =>
+        {
+            Counters.OnDropped();
+            return Task.CompletedTask;
+        };
+        _metrics = meters is null ? null : new MqttMetrics(meters, this);
 
         // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
         // wait for long-lived connections.
@@ -80,6 +89,10 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
 
     /// <summary>The MQTTnet server (sessions, retained messages, clients).</summary>
     public MqttServer Server { get; }
+
+    internal MqttCounters Counters { get; } = new();
+
+    internal int ConnectedClients => _flow.ConnectedClients;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -103,6 +116,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         await _shutdown;
         Server.Dispose();
         _stopping.Dispose();
+        _metrics?.Dispose();
     }
 
     private async Task ShutdownAsync()
@@ -196,6 +210,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         switch (e.Packet)
         {
             case MQTTnet.Packets.MqttPublishPacket:
+                Counters.OnSent();
                 SubscriberFlow.OnPublishSent(e);
                 break;
             case MQTTnet.Packets.MqttConnAckPacket connAck:
@@ -229,6 +244,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
 #pragma warning restore CA1031
         {
             MqttLog.CommitFailed(_logger, e.ClientId, ex);
+            Counters.OnRefused();
             if (e.SessionItems[ProtocolVersionKey] is MQTTnet.Formatter.MqttProtocolVersion.V500)
             {
                 switch (e.Packet)
@@ -304,6 +320,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         }
 
         e.ProcessPublish = false;
+        Counters.OnReceived();
         var application = e.ApplicationMessage;
         ushort packetId = 0;
         var acks = application.QualityOfServiceLevel > MqttQualityOfServiceLevel.AtMostOnce ? PublishAcks.Take(e.SessionItems, out packetId) : null;
@@ -360,8 +377,9 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
 
     // Never acknowledge a message that is not safe: MQTT 5 gets the reason, MQTT 3.1.1 (which
     // would read any PUBACK as success) loses the connection instead.
-    private static void Refuse(InterceptingPublishEventArgs e, MqttPubAckReasonCode reason)
+    private void Refuse(InterceptingPublishEventArgs e, MqttPubAckReasonCode reason)
     {
+        Counters.OnRefused();
         e.Response.ReasonCode = reason;
         if (e.ApplicationMessage.QualityOfServiceLevel != MQTTnet.Protocol.MqttQualityOfServiceLevel.AtMostOnce &&
             e.SessionItems[ProtocolVersionKey] is not MQTTnet.Formatter.MqttProtocolVersion.V500)

@@ -22,6 +22,7 @@ public static class MqttServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<MqttAdapter>());
         services.AddSingleton<IRetainedMessageSink>(sp => sp.GetRequiredService<MqttAdapter>());
         services.AddConnections();
+        services.AddMetrics();
         return services;
     }
 

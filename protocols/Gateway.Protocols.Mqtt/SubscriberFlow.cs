@@ -20,6 +20,8 @@ internal sealed class SubscriberFlow
 
     private readonly ConcurrentDictionary<string, Client> _clients = new(StringComparer.Ordinal);
 
+    public int ConnectedClients => _clients.Count;
+
     public Task OnConnectedAsync(ClientConnectedEventArgs e)
     {
         var client = new Client();

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
 using Gateway.TestKit;
 using Microsoft.Extensions.DependencyInjection;
@@ -50,6 +51,56 @@ public sealed class MetricsEndpointTests
         Assert.Equal("2", buffering.Samples["gateway_uplink_state{uplink=\"cloud\"}"]);
         Assert.Equal("20", buffering.Samples["gateway_uplink_backlog_messages{uplink=\"cloud\"}"]);
         Assert.Equal("50", buffering.Samples["gateway_uplink_forwarded_total{uplink=\"cloud\"}"]);
+    }
+
+    [Fact]
+    public async Task Metrics_count_mqtt_clients_and_messages_received_sent_refused_and_dropped()
+    {
+        // Nothing listens on port 1: the uplink buffers, and its buffer takes 5 before it refuses.
+        await using var gateway = await TestGateway.StartAsync(
+            "--Mqtt:MaxPendingMessagesPerClient=3",
+            "--Uplinks:cloud:Endpoints:0=mqtt://127.0.0.1:1",
+            "--Uplinks:cloud:Forward:0:Filter=sensors/#",
+            "--Uplinks:cloud:Buffer:MaxMessages=5",
+            "--Uplinks:cloud:Buffer:Overflow=reject-publish");
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.HttpPort}") };
+        await using var publisher = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+        await using (var subscriber = await MqttTestClient.ConnectAsync(gateway.MqttPort, "metrics-subscriber", cleanSession: false))
+        {
+            await subscriber.SubscribeAsync("news/#");
+            for (var i = 1; i <= 4; i++)
+            {
+                await publisher.PublishAsync("news/today", i.ToString(CultureInfo.InvariantCulture));
+                await subscriber.ReceiveAsync();
+            }
+
+            Assert.Equal("2", (await ScrapeAsync(http)).Samples["gateway_mqtt_clients"]);
+        }
+
+        // The subscriber's session outlives it and queues 3 at most: of 5 more, the 2 oldest go.
+        var adapter = gateway.Services.GetRequiredService<MqttAdapter>();
+        await WaitFor.ConditionAsync(() => adapter.ConnectedClients == 1, "the gateway to see the subscriber go");
+        for (var i = 5; i <= 9; i++)
+        {
+            await publisher.PublishAsync("news/today", i.ToString(CultureInfo.InvariantCulture));
+        }
+
+        var refused = 0;
+        for (var i = 1; i <= 7; i++)
+        {
+            var result = await publisher.PublishAsync("sensors/door", i.ToString(CultureInfo.InvariantCulture));
+            refused += result.ReasonCode == MQTTnet.MqttClientPublishReasonCode.QuotaExceeded ? 1 : 0;
+        }
+
+        await WaitFor.ConditionAsync(() => adapter.Counters.Dropped == 2, "the offline session's queue to overflow");
+        var scrape = await ScrapeAsync(http);
+        Assert.Equal(2, refused);
+        Assert.Equal("1", scrape.Samples["gateway_mqtt_clients"]);
+        Assert.Equal("16", scrape.Samples["gateway_mqtt_messages_received_total"]);
+        Assert.Equal("4", scrape.Samples["gateway_mqtt_messages_sent_total"]);
+        Assert.Equal("2", scrape.Samples["gateway_mqtt_messages_refused_total"]);
+        Assert.Equal("2", scrape.Samples["gateway_mqtt_messages_dropped_total"]);
+        Assert.Equal("2", scrape.Samples["gateway_uplink_dropped_total{uplink=\"cloud\",reason=\"rejected-publish\"}"]);
     }
 
     [Fact]

@@ -1,0 +1,53 @@
+using System.Diagnostics.Metrics;
+
+namespace Gateway.Protocols.Mqtt;
+
+/// <summary>
+/// The MQTT endpoint in System.Diagnostics.Metrics (meter <c>Gateway.Mqtt</c>), what mosquitto
+/// reports under <c>$SYS/broker</c>: clients connected, messages taken from publishers (and
+/// refused), sent to subscribers, and dropped from a session's queue over
+/// <c>Mqtt:MaxPendingMessagesPerClient</c>. The adapter counts; these read the counts when asked.
+/// </summary>
+internal sealed class MqttMetrics : IDisposable
+{
+    public const string MeterName = "Gateway.Mqtt";
+
+    private readonly Meter _meter;
+
+    public MqttMetrics(IMeterFactory meters, MqttAdapter adapter)
+    {
+        _meter = meters.Create(MeterName);
+        _meter.CreateObservableUpDownCounter("gateway.mqtt.clients", () => adapter.ConnectedClients, "{client}", "MQTT clients connected");
+        _meter.CreateObservableCounter("gateway.mqtt.messages.received", () => adapter.Counters.Received, "{message}", "PUBLISH packets taken from clients");
+        _meter.CreateObservableCounter("gateway.mqtt.messages.refused", () => adapter.Counters.Refused, "{message}", "publishes not taken: a full reject-publish queue, too little disk, a store failure (MQTT 5 gets the reason, 3.1.1 loses the connection)");
+        _meter.CreateObservableCounter("gateway.mqtt.messages.sent", () => adapter.Counters.Sent, "{message}", "PUBLISH packets sent to subscribers");
+        _meter.CreateObservableCounter("gateway.mqtt.messages.dropped", () => adapter.Counters.Dropped, "{message}", "messages dropped from a session's queue over Mqtt:MaxPendingMessagesPerClient (the oldest go first)");
+    }
+
+    public void Dispose() => _meter.Dispose();
+}
+
+/// <summary>Counts kept by the MQTT adapter; one increment per message, nothing else on the hot path.</summary>
+internal sealed class MqttCounters
+{
+    private long _received;
+    private long _refused;
+    private long _sent;
+    private long _dropped;
+
+    public long Received => Interlocked.Read(ref _received);
+
+    public long Refused => Interlocked.Read(ref _refused);
+
+    public long Sent => Interlocked.Read(ref _sent);
+
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    public void OnReceived() => Interlocked.Increment(ref _received);
+
+    public void OnRefused() => Interlocked.Increment(ref _refused);
+
+    public void OnSent() => Interlocked.Increment(ref _sent);
+
+    public void OnDropped() => Interlocked.Increment(ref _dropped);
+}
