@@ -54,6 +54,7 @@ public static class GatewayApplication
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, DataDirectoryValidator>();
         builder.Services.AddSingleton<GatewayHealth>();
         builder.Services.AddSingleton<PrometheusMetrics>();
+        builder.Services.AddSingleton<StoreMetrics>();
         builder.Services.AddHostedService<SystemdWatchdog>();
         builder.Services.AddHostedService<IdleMemoryTrimmer>();
         builder.Services.TryAddSingleton(TimeProvider.System);
@@ -93,6 +94,7 @@ public static class GatewayApplication
         _ = app.Services.GetRequiredService<IOptions<UplinksOptions>>().Value;
         MapEndpoints(app);
         _ = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start: counters miss nothing before the first scrape
+        app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<StoreMetrics>()); // the store opens as the host starts, not before
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
         app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
         return app;

@@ -26,8 +26,9 @@ public sealed class StorageOptions
     public string DataDirectory { get; set; } = "./data";
 
     /// <summary>
-    /// <c>durable</c>: a write is acknowledged once it is flushed to the data file (survives kill -9
-    /// and power loss). <c>fast</c>: once LiteDB has committed it in memory.
+    /// <c>durable</c>: a write is acknowledged once LiteDB's log holding it is fsynced (survives
+    /// kill -9 and power loss). <c>fast</c>: once it is written to the kernel (survives kill -9,
+    /// not a power cut).
     /// </summary>
     [RegularExpression("^(durable|fast)$", ErrorMessage = "Storage:Durability must be durable or fast")]
     public string Durability { get; set; } = "durable";

@@ -131,6 +131,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     /// <summary>Appends refused because the disk was under the reserve.</summary>
     public long RefusedLowDisk => Interlocked.Read(ref _refusedLowDisk);
 
+    /// <summary>Bytes the store takes on disk: the data file and LiteDB's log beside it (two stats).</summary>
+    public long SizeOnDisk => LengthOf(Path) + LengthOf(LiteDbLogFile.PathOf(Path));
+
     /// <summary>
     /// Opens (or creates) the store; a damaged file is moved aside and what can be read is
     /// recovered. Throws <see cref="StoreInUseException"/> while another process has it open.
@@ -503,6 +506,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         {
             // The transaction is gone either way.
         }
+    }
+
+    private static long LengthOf(string file)
+    {
+        var info = new FileInfo(file);
+        return info.Exists ? info.Length : 0;
     }
 
     private ILiteCollection<BsonDocument> Meta => _database.GetCollection(MessageDocument.MetaCollection);

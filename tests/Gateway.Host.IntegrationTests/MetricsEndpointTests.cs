@@ -39,6 +39,8 @@ public sealed class MetricsEndpointTests
         // Kestrel owns the MQTT listener: the sensor is one connection on its port.
         Assert.Equal("1", Assert.Single(forwarding.Samples, s => s.Key.StartsWith("kestrel_active_connections{", StringComparison.Ordinal) && s.Key.Contains($"server_port=\"{gateway.MqttPort}\"", StringComparison.Ordinal)).Value);
         Assert.True(long.Parse(forwarding.Samples["dotnet_process_memory_working_set_bytes"], CultureInfo.InvariantCulture) > 0);
+        Assert.Equal("0", forwarding.Samples["gateway_store_low_disk"]);
+        Assert.True(long.Parse(forwarding.Samples["gateway_store_commits_total"], CultureInfo.InvariantCulture) > 0); // the 50, on disk before their PUBACKs
 
         await broker.StopAsync();
         for (var i = 51; i <= 70; i++)
@@ -101,6 +103,33 @@ public sealed class MetricsEndpointTests
         Assert.Equal("2", scrape.Samples["gateway_mqtt_messages_refused_total"]);
         Assert.Equal("2", scrape.Samples["gateway_mqtt_messages_dropped_total"]);
         Assert.Equal("2", scrape.Samples["gateway_uplink_dropped_total{uplink=\"cloud\",reason=\"rejected-publish\"}"]);
+    }
+
+    [Fact]
+    public async Task Metrics_show_the_store_refusing_messages_while_the_disk_is_under_its_reserve()
+    {
+        // A reserve larger than what the disk has free: the store refuses appends from the start.
+        var freeMegabytes = new DriveInfo(Path.GetTempPath()).AvailableFreeSpace / (1024 * 1024);
+        await using var gateway = await TestGateway.StartAsync(
+            $"--Storage:MinFreeMegabytes={Math.Min(1_048_576, freeMegabytes + 1024)}",
+            "--Uplinks:cloud:Endpoints:0=mqtt://127.0.0.1:1",
+            "--Uplinks:cloud:Forward:0:Filter=sensors/#");
+        gateway.ExpectErrors(e => e.EventId.Id == 4010); // the critical "disk low" line is the point
+        await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{gateway.HttpPort}") };
+
+        for (var i = 1; i <= 3; i++)
+        {
+            var result = await sensor.PublishAsync("sensors/door", i.ToString(CultureInfo.InvariantCulture));
+            Assert.Equal(MQTTnet.MqttClientPublishReasonCode.QuotaExceeded, result.ReasonCode);
+        }
+
+        var scrape = await ScrapeAsync(http);
+        Assert.Equal("1", scrape.Samples["gateway_store_low_disk"]);
+        Assert.Equal("3", scrape.Samples["gateway_store_refused_low_disk_total"]);
+        Assert.Equal("3", scrape.Samples["gateway_mqtt_messages_refused_total"]);
+        Assert.Equal("0", scrape.Samples["gateway_uplink_backlog_messages{uplink=\"cloud\"}"]);
+        Assert.True(long.Parse(scrape.Samples["gateway_store_size_bytes"], CultureInfo.InvariantCulture) > 0);
     }
 
     [Fact]

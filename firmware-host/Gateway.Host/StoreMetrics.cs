@@ -1,0 +1,28 @@
+using System.Diagnostics.Metrics;
+using Gateway.Storage;
+
+namespace Gateway.Host;
+
+/// <summary>
+/// The message store in System.Diagnostics.Metrics (meter <c>Gateway.Storage</c>): its size on
+/// disk, the free-disk reserve (<c>Storage:MinFreeMegabytes</c>) and what it refused, and its
+/// group commits.
+/// </summary>
+internal sealed class StoreMetrics : IDisposable
+{
+    public const string MeterName = "Gateway.Storage";
+
+    private readonly Meter _meter;
+
+    public StoreMetrics(IMeterFactory meters, LiteDbMessageStore store)
+    {
+        _meter = meters.Create(MeterName);
+        _meter.CreateObservableUpDownCounter("gateway.store.size", () => store.SizeOnDisk, "By", "the store's files on disk: gateway.db and its log");
+        _meter.CreateObservableUpDownCounter("gateway.store.low_disk", () => store.LowOnDisk ? 1 : 0, description: "1 while free disk space is under Storage:MinFreeMegabytes and messages for durable queues are refused");
+        _meter.CreateObservableCounter("gateway.store.refused_low_disk", () => store.RefusedLowDisk, "{message}", "messages for durable queues refused for lack of disk space");
+        _meter.CreateObservableCounter("gateway.store.commits", () => store.Groups, "{transaction}", "group commits: each one transaction, and with Storage:Durability durable one fsync of the log");
+        _meter.CreateObservableCounter("gateway.store.operations", () => store.Operations, "{operation}", "appends, removals and reads the commits carried");
+    }
+
+    public void Dispose() => _meter.Dispose();
+}
