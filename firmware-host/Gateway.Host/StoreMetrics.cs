@@ -20,7 +20,7 @@ internal sealed class StoreMetrics : IDisposable
         _meter.CreateObservableUpDownCounter("gateway.store.size", () => store.SizeOnDisk, "By", "the store's files on disk: gateway.db and its log");
         _meter.CreateObservableUpDownCounter("gateway.store.low_disk", () => store.LowOnDisk ? 1 : 0, description: "1 while free disk space is under Storage:MinFreeMegabytes and messages for durable queues are refused");
         _meter.CreateObservableCounter("gateway.store.refused_low_disk", () => store.RefusedLowDisk, "{message}", "messages for durable queues refused for lack of disk space");
-        _meter.CreateObservableCounter("gateway.store.commits", () => store.Groups, "{transaction}", "group commits: one transaction each, and one fsync of the log for those that must be on disk before anyone is answered (appends, definitions, an uplink's removal sync) when Storage:Durability is durable");
+        _meter.CreateObservableCounter("gateway.store.commits", () => store.Groups, "{transaction}", "group commits: one transaction each, and one fsync of the log for those that must be on disk before anyone is answered (appends, retained messages, an uplink's removal sync) when Storage:Durability is durable");
         _meter.CreateObservableCounter("gateway.store.operations", () => store.Operations, "{operation}", "appends, removals and reads the commits carried");
     }
 
