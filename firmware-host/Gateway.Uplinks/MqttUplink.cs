@@ -50,6 +50,7 @@ internal sealed partial class MqttUplink
     private long _downlinked;
     private long _downlinkTooLarge;
     private long _downlinkFailed;
+    private long _downlinkRefused;
     private long _lastConfirmed; // timestamp; 0 = never
     private int _inFlight;
     private long _awaitingSince; // send timestamp of the oldest publish not yet confirmed; 0 = none
@@ -141,6 +142,13 @@ internal sealed partial class MqttUplink
 
     /// <summary>Cloud messages the gateway could not deliver locally: not acknowledged, so the broker sends them again after a reconnect.</summary>
     public long DownlinkFailed => Interlocked.Read(ref _downlinkFailed);
+
+    /// <summary>
+    /// Cloud messages a full local buffer with <c>reject-publish</c> refused: over MQTT 5 the
+    /// broker is told (PUBACK 0x97, quota exceeded); over 3.1.1 they are not acknowledged, so the
+    /// broker sends them again after a reconnect.
+    /// </summary>
+    public long DownlinkRefused => Interlocked.Read(ref _downlinkRefused);
 
     public int InFlight => Volatile.Read(ref _inFlight);
 
@@ -526,7 +534,25 @@ internal sealed partial class MqttUplink
                     await _retained.RetainAsync(local, message, CancellationToken.None);
                 }
 
-                await _router.PublishAsync(message, CancellationToken.None); // PUBACK to the cloud once it is routed (and stored)
+                var routed = await _router.PublishAsync(message, CancellationToken.None); // PUBACK to the cloud once it is routed (and stored)
+                if (routed.Status == RouteStatus.Rejected)
+                {
+                    // A queue it routes to is full and refuses (reject-publish): answered as a local
+                    // publisher of the same MQTT version would be, never acknowledged as kept.
+                    Interlocked.Increment(ref _downlinkRefused);
+                    UplinkLog.DownlinkRefused(_logger, Name, topic, local);
+                    if (IsV5)
+                    {
+                        e.ReasonCode = MqttApplicationMessageReceivedReasonCode.QuotaExceeded;
+                    }
+                    else
+                    {
+                        e.ProcessingFailed = true;
+                    }
+
+                    return;
+                }
+
                 Interlocked.Increment(ref _downlinked);
             }
 #pragma warning disable CA1031 // Whatever the store or router throws, the cloud must not get a PUBACK for it.

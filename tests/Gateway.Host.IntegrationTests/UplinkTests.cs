@@ -50,8 +50,8 @@ public sealed class UplinkTests(ITestOutputHelper output)
     private static LinkState State(TestGateway gateway) => gateway.Services.GetRequiredService<GatewayStatus>().GetLinkState("cloud");
 
     // What an operator's metrics exporter reads now: this gateway's Gateway.Uplinks instruments
-    // (each test gateway has its own meter factory), keyed "name" or "name{reason=...}".
-    private static Dictionary<string, long> UplinkMetrics(TestGateway gateway)
+    // (each test gateway has its own meter factory) for one uplink, keyed "name" or "name{reason=...}".
+    private static Dictionary<string, long> UplinkMetrics(TestGateway gateway, string uplink = "cloud")
     {
         var meters = gateway.Services.GetRequiredService<IMeterFactory>();
         var values = new Dictionary<string, long>();
@@ -66,12 +66,17 @@ public sealed class UplinkTests(ITestOutputHelper output)
         listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
             string? reason = null;
+            string? name = null;
             foreach (var tag in tags)
             {
                 reason = tag.Key == "reason" ? tag.Value as string : reason;
+                name = tag.Key == "uplink" ? tag.Value as string : name;
             }
 
-            values[reason is null ? instrument.Name : $"{instrument.Name}{{reason={reason}}}"] = value;
+            if (name == uplink)
+            {
+                values[reason is null ? instrument.Name : $"{instrument.Name}{{reason={reason}}}"] = value;
+            }
         });
         listener.Start();
         listener.RecordObservableInstruments();
@@ -324,6 +329,54 @@ public sealed class UplinkTests(ITestOutputHelper output)
         await local.PublishAsync("commands/marker", "marker-2");
         await cloud.WaitForNumbersAsync([2]);
         Assert.Equal(["cloud/commands/door", "cloud/commands/marker"], cloud.Messages.Select(m => m.Topic));
+    }
+
+    // A cloud message for a local buffer that is full and refuses more (reject-publish) is never
+    // acknowledged as kept. MQTT 5 tells the broker (0x97, quota exceeded), which then drops it;
+    // 3.1.1 leaves it unacknowledged, so the broker sends it again when the uplink reconnects.
+    [Theory]
+    [InlineData("5")]
+    [InlineData("3.1.1")]
+    public async Task A_downlink_message_a_full_reject_publish_buffer_refuses_is_not_acknowledged_as_kept(string protocol)
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        await using var backup = await MosquittoBroker.StartAsync();
+        await using var atBackup = await CloudSubscriber.StartAsync(backup, "backup/#");
+        await using var backupLink = new TcpProxy(backup.Port) { Mode = ProxyMode.Refuse };
+        await using var gateway = await TestGateway.StartAsync(
+            [.. Uplink(broker.Url), $"--Uplinks:cloud:ProtocolVersion={protocol}",
+             "--Uplinks:cloud:Downlink:0:Filter=cloud/commands/#", "--Uplinks:cloud:Downlink:0:StripPrefix=cloud/",
+             $"--Uplinks:backup:Endpoints:0={backupLink.Url}", "--Uplinks:backup:ReconnectDelayMax=00:00:01",
+             "--Uplinks:backup:Forward:0:Filter=commands/#", "--Uplinks:backup:Forward:0:Prefix=backup/",
+             "--Uplinks:backup:Buffer:MaxMessages=2", "--Uplinks:backup:Buffer:Overflow=reject-publish"]);
+        await WaitFor.ConditionAsync(() => gateway.Logs.Entries.Any(e => e.EventId.Id == 5001), "the uplink to connect");
+
+        // The backup uplink is down: its buffer takes two commands and refuses the third.
+        await using (var operatorApp = await MqttTestClient.ConnectAsync(broker.Port))
+        {
+            for (var i = 1; i <= 3; i++)
+            {
+                await operatorApp.PublishAsync("cloud/commands/door", $"open-{i}");
+            }
+        }
+
+        await WaitFor.ConditionAsync(() => UplinkMetrics(gateway).GetValueOrDefault("gateway.uplink.downlink.refused") == 1, "the third command to be refused");
+        Assert.Single(gateway.Logs.Entries, e => e.EventId.Id == 5014 && e.Message.Contains("'commands/door'", StringComparison.Ordinal));
+        Assert.Equal(1, UplinkMetrics(gateway, "backup")["gateway.uplink.dropped{reason=rejected-publish}"]);
+
+        // The backup link returns and drains; then the cloud restarts and the uplink reconnects.
+        backupLink.Mode = ProxyMode.Forward;
+        await atBackup.WaitForNumbersAsync([1, 2]);
+        await broker.StopAsync();
+        await broker.StartAsync();
+        await WaitFor.ConditionAsync(() => gateway.Logs.Entries.Count(e => e.EventId.Id == 5001 && e.Message.Contains(broker.Url, StringComparison.Ordinal)) == 2, "the uplink to reconnect");
+        await using (var operatorApp = await MqttTestClient.ConnectAsync(broker.Port))
+        {
+            await operatorApp.PublishAsync("cloud/commands/door", "open-4");
+        }
+
+        await atBackup.WaitForNumbersAsync([4]);
+        Assert.Equal(protocol == "5" ? [1, 2, 4] : [1, 2, 3, 4], atBackup.Numbers());
     }
 
     // A cloud message bigger than the uplink takes: the gateway drops it as it streams in, without
