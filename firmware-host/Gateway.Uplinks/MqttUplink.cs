@@ -144,9 +144,10 @@ internal sealed partial class MqttUplink
     public long DownlinkFailed => Interlocked.Read(ref _downlinkFailed);
 
     /// <summary>
-    /// Cloud messages a full local buffer with <c>reject-publish</c> refused: over MQTT 5 the
-    /// broker is told (PUBACK 0x97, quota exceeded); over 3.1.1 they are not acknowledged, so the
-    /// broker sends them again after a reconnect.
+    /// Cloud messages a local durable queue refused (full with <c>reject-publish</c>, or the disk
+    /// under the free-space reserve): over MQTT 5 the broker is told (PUBACK 0x97, quota
+    /// exceeded); over 3.1.1 they are not acknowledged, so the broker sends them again after a
+    /// reconnect.
     /// </summary>
     public long DownlinkRefused => Interlocked.Read(ref _downlinkRefused);
 
@@ -537,8 +538,9 @@ internal sealed partial class MqttUplink
                 var routed = await _router.PublishAsync(message, CancellationToken.None); // PUBACK to the cloud once it is routed (and stored)
                 if (routed.Status == RouteStatus.Rejected)
                 {
-                    // A queue it routes to is full and refuses (reject-publish): answered as a local
-                    // publisher of the same MQTT version would be, never acknowledged as kept.
+                    // A durable queue it routes to refused it (full with reject-publish, low disk):
+                    // answered as a local publisher of the same MQTT version would be, never
+                    // acknowledged as kept.
                     Interlocked.Increment(ref _downlinkRefused);
                     UplinkLog.DownlinkRefused(_logger, Name, topic, local);
                     if (IsV5)

@@ -33,7 +33,7 @@ internal static partial class UplinkLog
     [LoggerMessage(EventId = 5008, Level = LogLevel.Warning, Message = "Uplink {Uplink}: message from '{Topic}' could not be delivered locally")]
     public static partial void DownlinkFailed(ILogger logger, string uplink, string topic, Exception exception);
 
-    [LoggerMessage(EventId = 5014, Level = LogLevel.Warning, Message = "Uplink {Uplink}: message from '{Topic}' refused: a buffer that '{LocalTopic}' routes to is full (reject-publish)")]
+    [LoggerMessage(EventId = 5014, Level = LogLevel.Warning, Message = "Uplink {Uplink}: message from '{Topic}' refused: a durable queue that '{LocalTopic}' routes to took no more (full with reject-publish, or the disk under Storage:MinFreeMegabytes)")]
     public static partial void DownlinkRefused(ILogger logger, string uplink, string topic, string localTopic);
 
     [LoggerMessage(EventId = 5009, Level = LogLevel.Error, Message = "Uplink {Uplink}: subscribing to '{Filter}' at the broker failed: {Reason}")]

@@ -26,7 +26,7 @@ internal sealed class UplinkMetrics : IDisposable
         _meter.CreateObservableCounter("gateway.uplink.dropped", () => Dropped(service), "{message}", "messages that left the buffer unsent, by reason");
         _meter.CreateObservableCounter("gateway.uplink.downlink.delivered", () => Each(service, u => u.Downlinked), "{message}", "cloud messages delivered locally");
         _meter.CreateObservableCounter("gateway.uplink.downlink.dropped", () => Each(service, u => u.DownlinkTooLarge), "{message}", "cloud messages over MaxPacketSize, dropped and acknowledged");
-        _meter.CreateObservableCounter("gateway.uplink.downlink.refused", () => Each(service, u => u.DownlinkRefused), "{message}", "cloud messages a full reject-publish buffer refused: MQTT 5 answers 0x97 (quota exceeded), 3.1.1 does not acknowledge them");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.refused", () => Each(service, u => u.DownlinkRefused), "{message}", "cloud messages a local durable queue refused (full with reject-publish, low disk): MQTT 5 answers 0x97 (quota exceeded), 3.1.1 does not acknowledge them");
         _meter.CreateObservableCounter("gateway.uplink.downlink.failed", () => Each(service, u => u.DownlinkFailed), "{message}", "cloud messages not delivered locally and not acknowledged (the broker sends them again after a reconnect)");
     }
 
