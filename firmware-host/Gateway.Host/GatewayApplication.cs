@@ -108,6 +108,7 @@ public static class GatewayApplication
             DataDirectory = storage.DataDirectory,
             Durability = storage.Durability == "fast" ? StoreDurability.Fast : StoreDurability.Durable,
             MinFreeBytes = storage.MinFreeMegabytes * 1024L * 1024,
+            FreeSpace = services.GetService<FreeSpaceProbe>() is { } probe ? probe.Invoke : StoreOptions.DriveFreeSpace,
             TimeProvider = services.GetRequiredService<TimeProvider>(),
         };
         return LiteDbMessageStore.Open(options, services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Storage"));

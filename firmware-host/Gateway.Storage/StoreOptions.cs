@@ -48,11 +48,20 @@ public sealed record class StoreOptions
     public long MinFreeBytes { get; init; } = 64L * 1024 * 1024;
 
     /// <summary>Free bytes on the data directory's file system; tests replace it.</summary>
-    public Func<string, long> FreeSpace { get; init; } = static directory => new DriveInfo(directory).AvailableFreeSpace;
+    public Func<string, long> FreeSpace { get; init; } = DriveFreeSpace;
 
     /// <summary>The clock the store's running time (message ages) is measured on.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Called as a recovery of a damaged file passes each step; tests stop it there.</summary>
     internal Action<StoreRecovery.RecoveryStep>? RecoveryStepReached { get; init; }
+
+    /// <summary>The free bytes the file system of <paramref name="directory"/> reports.</summary>
+    public static long DriveFreeSpace(string directory) => new DriveInfo(directory).AvailableFreeSpace;
 }
+
+/// <summary>
+/// What the host's store takes as the data directory's free bytes when this is registered as a
+/// service instead of asking the file system (a test fills the disk this way).
+/// </summary>
+public delegate long FreeSpaceProbe(string directory);

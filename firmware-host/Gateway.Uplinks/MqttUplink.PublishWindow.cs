@@ -360,14 +360,16 @@ internal sealed partial class MqttUplink
         }
 
         // The confirmed run at the head leaves the queue in one settlement. A rejected message is
-        // dead-lettered before its settlement, so a crash in between sends it again rather than
-        // losing it.
+        // settled only once the dead-letter queue has it, so a crash in between, a session that
+        // ends while the dead-letter queue refuses it, or a failed dead-letter publish sends it
+        // again rather than losing it.
         private Task? ConfirmHeadAsync()
         {
             ulong last = 0;
             var confirmed = 0;
             var forwarded = 0;
             Slot rejected = default;
+            var rejectedAt = 0L;
             lock (_lock)
             {
                 while (_head < _tail)
@@ -380,8 +382,12 @@ internal sealed partial class MqttUplink
 
                     if (slot.ReasonCode >= 0x80 && !slot.DeadLettered)
                     {
-                        slot.DeadLettered = true;
-                        rejected = slot;
+                        if (!_completion.Task.IsCompleted) // an ended session leaves it queued
+                        {
+                            rejected = slot;
+                            rejectedAt = _head;
+                        }
+
                         break;
                     }
 
@@ -410,7 +416,7 @@ internal sealed partial class MqttUplink
             if (rejected.Message is not null)
             {
                 Interlocked.Exchange(ref _requested, 1); // settle it once dead-lettered
-                var dead = _uplink.DeadLetterAsync(rejected.Message, rejected.Topic!, rejected.ReasonCode, rejected.ReasonString, CancellationToken.None);
+                var dead = DeadLetterAsync(rejected, rejectedAt);
                 return dead.IsCompletedSuccessfully ? null : dead;
             }
 
@@ -420,6 +426,17 @@ internal sealed partial class MqttUplink
             }
 
             return null;
+        }
+
+        // Holds the driver role until the dead-letter queue has the message: the head does not
+        // move meanwhile, so the slot is still the one read.
+        private async Task DeadLetterAsync(Slot rejected, long sequence)
+        {
+            await _uplink.DeadLetterAsync(rejected.Message!, rejected.Topic!, rejected.ReasonCode, rejected.ReasonString, _cancellation);
+            lock (_lock)
+            {
+                _slots[sequence % _slots.Length].DeadLettered = true;
+            }
         }
 
         private struct Slot

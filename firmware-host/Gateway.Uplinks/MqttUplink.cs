@@ -25,6 +25,8 @@ internal sealed partial class MqttUplink
     public const string OriginProtocol = "uplink";
 
     private const int DeadLetterLimit = 10_000;
+    private static readonly TimeSpan DeadLetterRetryMin = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan DeadLetterRetryMax = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan ReconnectDelayMin = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan MinStatusTick = TimeSpan.FromMilliseconds(50);
@@ -390,17 +392,33 @@ internal sealed partial class MqttUplink
         }
     }
 
+    // The message leaves the uplink's queue only once the dead-letter queue has it on disk. While
+    // that queue refuses it (the disk under Storage:MinFreeMegabytes, a saturated store), sending
+    // waits and this publish is tried again; if the session ends first, the message stays queued.
     private async Task DeadLetterAsync(GatewayMessage message, string topic, int reasonCode, string? reasonString, CancellationToken cancellationToken)
     {
-        Interlocked.Increment(ref _cloudRejected);
         var reason = $"{(MqttClientPublishReasonCode)reasonCode} (0x{reasonCode:x2}){(string.IsNullOrEmpty(reasonString) ? string.Empty : ": " + reasonString)}";
-        UplinkLog.Rejected(_logger, Name, topic, reason, DeadLetterQueue.Name);
         var headers = message.Properties.Headers is { } original ? new Dictionary<string, object?>(original) : new Dictionary<string, object?>(3);
         headers["x-uplink"] = Name;
         headers["x-uplink-topic"] = topic;
         headers["x-uplink-reason"] = reason;
         var copy = message.Readdress(string.Empty, DeadLetterQueue.Name, message.Properties with { Headers = headers });
-        await _router.PublishAsync(copy, cancellationToken);
+        var retry = DeadLetterRetryMin;
+        // Not cancelled while the commit is awaited: a message on its way into the dead-letter
+        // queue gets there, and is not sent to the broker again after a reconnect.
+        while ((await _router.PublishAsync(copy, CancellationToken.None)).Status == RouteStatus.Rejected)
+        {
+            if (retry == DeadLetterRetryMin)
+            {
+                UplinkLog.DeadLetterRefused(_logger, Name, topic, DeadLetterQueue.Name);
+            }
+
+            await Task.Delay(retry, _time, cancellationToken); // the session ending stops the wait; the message stays queued
+            retry = TimeSpan.FromTicks(Math.Min(retry.Ticks * 2, DeadLetterRetryMax.Ticks));
+        }
+
+        Interlocked.Increment(ref _cloudRejected);
+        UplinkLog.Rejected(_logger, Name, topic, reason, DeadLetterQueue.Name);
     }
 
     // Returns why the link is dead. A ping every half keep-alive, each allowed half a keep-alive:

@@ -506,6 +506,64 @@ public sealed class UplinkTests(ITestOutputHelper output)
         Assert.DoesNotContain(2, cloud.Numbers());
         File.Delete(acl);
     }
+
+    [Fact]
+    public async Task A_message_the_cloud_refuses_waits_while_the_dead_letter_queue_refuses_it_and_is_not_lost()
+    {
+        var acl = Path.Combine(Path.GetTempPath(), "gateway-acl-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllLinesAsync(acl, ["topic read cloud/#", "topic write cloud/sensors/ok/#"]);
+        await using var strict = await MosquittoBroker.StartAsync(true, $"acl_file {acl}");
+        await using var cloud = await CloudSubscriber.StartAsync(strict, "cloud/#");
+        await using var link = new TcpProxy(strict.Port) { Mode = ProxyMode.Refuse }; // down at first
+        long free = long.MaxValue;
+        await using var gateway = await TestGateway.StartAsync(
+            builder => builder.Services.AddSingleton<Gateway.Storage.FreeSpaceProbe>(_ => Interlocked.Read(ref free)),
+            Uplink(link.Url));
+        gateway.ExpectErrors(e => e.EventId.Id == 4010); // the disk under the reserve: logged as critical
+        var router = gateway.Services.GetRequiredService<MessageRouter>();
+        var store = gateway.Services.GetRequiredService<Gateway.Storage.LiteDbMessageStore>();
+        await using (var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort))
+        {
+            await sensor.PublishAsync("sensors/ok/a", "1");
+            await sensor.PublishAsync("sensors/secret/b", "2");
+            await sensor.PublishAsync("sensors/ok/c", "3");
+        }
+
+        // Buffered and acknowledged; then the disk fills, and the cloud comes back and refuses "2".
+        Interlocked.Exchange(ref free, 0);
+        await WaitFor.ConditionAsync(() => store.LowOnDisk, "the store to see the disk full");
+        link.Mode = ProxyMode.Forward;
+        try
+        {
+            await WaitFor.ConditionAsync(() => gateway.Logs.Entries.Any(e => e.EventId.Id == 5015), "the dead-letter queue to refuse the rejected message");
+        }
+        catch
+        {
+            foreach (var e in gateway.Logs.Entries)
+            {
+                output.WriteLine($"{e.EventId.Id} {e.Message}");
+            }
+
+            output.WriteLine("cloud: " + string.Join(",", cloud.Numbers()));
+            output.WriteLine(strict.Log);
+            throw;
+        }
+
+        Assert.Equal(0, router.GetQueue("uplink.cloud.dead").ReadyCount);
+        Assert.Equal(2, UplinkMetrics(gateway)["gateway.uplink.backlog.messages"]); // "2" and what was sent after it stay
+
+        // Space returns: the rejected message reaches the dead-letter queue, the buffer empties.
+        Interlocked.Exchange(ref free, long.MaxValue);
+        await WaitFor.ConditionAsync(() => router.GetQueue("uplink.cloud.dead").ReadyCount == 1, "the rejected message in the dead-letter queue", TimeSpan.FromSeconds(15));
+        await WaitFor.ConditionAsync(() => UplinkMetrics(gateway)["gateway.uplink.backlog.messages"] == 0, "the buffer to empty");
+        await cloud.WaitForNumbersAsync([1, 3], TimeSpan.FromSeconds(8));
+        using var consumer = router.GetQueue("uplink.cloud.dead").AddConsumer(new ConsumerOptions { Prefetch = 1 });
+        Assert.True(consumer.TryRead(out var dead));
+        Assert.Equal("2", System.Text.Encoding.UTF8.GetString(dead.Message.Body.Span));
+        Assert.Equal(1, UplinkMetrics(gateway)["gateway.uplink.dropped{reason=broker-rejected}"]);
+        Assert.DoesNotContain(2, cloud.Numbers());
+        File.Delete(acl);
+    }
 }
 
 /// <summary>The gateway as a child process, killed with SIGKILL while it forwards.</summary>

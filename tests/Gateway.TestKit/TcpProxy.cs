@@ -167,6 +167,20 @@ public sealed class TcpProxy : IAsyncDisposable
                 await to.SendAsync(buffer.AsMemory(0, read), _stop.Token);
             }
         }
+        catch (SocketException) when (!dead.Value && !_stop.IsCancellationRequested)
+        {
+            // One side reset the connection (mosquitto does after refusing a publish with unread
+            // data behind it): the other side is reset too, as it would be without the proxy.
+            try
+            {
+                to.LingerState = new LingerOption(true, 0);
+                to.Dispose();
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                // Already gone.
+            }
+        }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
         {
             // Either side went away.
