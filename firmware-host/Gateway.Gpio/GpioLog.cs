@@ -19,4 +19,7 @@ internal static partial class GpioLog
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Warning, Message = "GPIO input events arrive faster than they can be published; {Dropped} dropped so far")]
     public static partial void EventsDropped(ILogger logger, long dropped);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "GPIO pin '{Name}': {Refused} queue(s) refused its message {Payload} (full with x-overflow reject-publish, or the disk below Storage:MinFreeMegabytes); {Delivered} queue(s) took it")]
+    public static partial void EventRefused(ILogger logger, string name, string payload, int refused, int delivered);
 }

@@ -27,11 +27,9 @@ public sealed partial class GpioService(
     private const int EventBuffer = 1024;
 
     private readonly GpioOptions _options = options.Value;
-    private readonly Channel<PinEvent> _events = Channel.CreateBounded<PinEvent>(
-        new BoundedChannelOptions(EventBuffer) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+    private readonly Channel<PinEvent> _events = CreateEventBuffer(logger);
     private readonly Dictionary<string, int> _outputs = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private long _droppedEvents;
 
     /// <summary>The driver in use once <see cref="Ready"/> (a <see cref="SimulatedGpioDriver"/> where there is no chip).</summary>
     public GpioDriver? Driver { get; private set; }
@@ -222,16 +220,34 @@ public sealed partial class GpioService(
             Encoding.UTF8.GetBytes(json),
             new MessageProperties { Persistent = true, ContentType = "application/json", Timestamp = at },
             new MessageOrigin("gpio", name, null));
-        await router.PublishAsync(message, cancellationToken);
+        var result = await router.PublishAsync(message, cancellationToken);
+        if (result.Status == RouteStatus.Rejected)
+        {
+            GpioLog.EventRefused(logger, name, json, result.RejectedCount, result.QueueCount);
+        }
+    }
+
+    // Full of events the router has not taken yet: the oldest makes room, and the drops are
+    // logged at the 1st, 2nd, 4th, 8th... so an input that chatters cannot flood the log.
+    private static Channel<PinEvent> CreateEventBuffer(ILogger logger)
+    {
+        long dropped = 0;
+        return Channel.CreateBounded<PinEvent>(
+            new BoundedChannelOptions(EventBuffer) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
+            _ =>
+            {
+                var count = Interlocked.Increment(ref dropped);
+                if ((count & (count - 1)) == 0)
+                {
+                    GpioLog.EventsDropped(logger, count);
+                }
+            });
     }
 
     private void OnDebouncedEdge(string name, PinEventTypes edge, DateTimeOffset at)
     {
         var rising = edge == PinEventTypes.Rising;
-        if (!_events.Writer.TryWrite(new PinEvent(name, rising ? 1 : 0, rising ? "rising" : "falling", at)))
-        {
-            GpioLog.EventsDropped(logger, Interlocked.Increment(ref _droppedEvents));
-        }
+        _events.Writer.TryWrite(new PinEvent(name, rising ? 1 : 0, rising ? "rising" : "falling", at)); // drops the oldest when full
     }
 
     private readonly record struct PinEvent(string Name, int Level, string Edge, DateTimeOffset At);

@@ -96,6 +96,79 @@ public sealed class GpioTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_pin_event_a_full_queue_refuses_is_logged_and_still_reaches_the_queues_that_take_it()
+    {
+        var router = _gateway.Services.GetRequiredService<MessageRouter>();
+        router.DeclareQueue("door-audit", new QueueOptions
+        {
+            Arguments = new Dictionary<string, object?> { ["x-max-length"] = 1, ["x-overflow"] = "reject-publish" },
+        });
+        router.Bind(MessageRouter.AmqTopic, "door-audit", "gpio.door");
+
+        for (var edge = 0; edge < 3; edge++)
+        {
+            _time.Advance(TimeSpan.FromMilliseconds(100)); // past the debounce window
+            _driver.SetInput(Door, edge % 2 == 0);
+        }
+
+        for (var edge = 0; edge < 3; edge++)
+        {
+            Assert.Equal("gpio/door", (await _client.ReceiveAsync()).Topic); // the subscriber has all three
+        }
+
+        // Events are published one after another: the second's warning was written before the
+        // third was routed, and the subscriber has the third.
+        var refused = _gateway.Logs.Entries.Where(e => e.EventId.Id == 3005).ToList();
+        Assert.Contains(refused, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning
+            && e.Message.Contains("'door'", StringComparison.Ordinal)
+            && e.Message.Contains("\"level\":0,\"edge\":\"falling\"", StringComparison.Ordinal)
+            && e.Message.Contains("1 queue(s) refused", StringComparison.Ordinal)
+            && e.Message.Contains("1 queue(s) took it", StringComparison.Ordinal));
+        Assert.Equal(1, router.GetQueue("door-audit").ReadyCount);
+    }
+
+    [Fact]
+    public async Task Pin_events_beyond_the_buffer_drop_the_oldest_and_say_so()
+    {
+        // A consumer that never acknowledges, on a queue with a flow limit of 1: it holds one
+        // message, and the next pin event holds publishing, as a stuck consumer would.
+        var router = _gateway.Services.GetRequiredService<MessageRouter>();
+        var stuck = router.DeclareQueue("door-stuck", new QueueOptions { FlowLimit = 1 });
+        router.Bind(MessageRouter.AmqTopic, "door-stuck", "gpio.door");
+        using var consumer = stuck.AddConsumer(new ConsumerOptions { Prefetch = 1, Tag = "stuck" });
+
+        _driver.SetInput(Door, true);
+        Assert.Equal(1, Level(await NextStateAsync("gpio/door"))); // edge 0: the consumer holds it
+        _time.Advance(TimeSpan.FromMilliseconds(100)); // past the debounce window
+        _driver.SetInput(Door, false);
+        Assert.Equal(0, Level(await NextStateAsync("gpio/door"))); // edge 1: published, and publishing waits on it
+        const int Edges = 2 + 1024 + 5; // those two, a buffer full, five more
+        for (var edge = 2; edge < Edges; edge++)
+        {
+            _time.Advance(TimeSpan.FromMilliseconds(100));
+            _driver.SetInput(Door, edge % 2 == 0);
+        }
+
+        var dropped = _gateway.Logs.Entries.Where(e => e.EventId.Id == 3004).Select(e => e.Message).ToList();
+        Assert.Equal(
+            ["GPIO input events arrive faster than they can be published; 1 dropped so far",
+             "GPIO input events arrive faster than they can be published; 2 dropped so far",
+             "GPIO input events arrive faster than they can be published; 4 dropped so far"],
+            dropped);
+
+        consumer.Dispose(); // no consumer, no flow limit: publishing goes on
+        var levels = new List<int>();
+        while (levels.Count < 1024)
+        {
+            levels.Add(Level(await NextStateAsync("gpio/door")));
+        }
+
+        // Edges 2 to 6 were dropped: the buffer held 7 to 1030, in order.
+        Assert.Equal(Enumerable.Range(7, 1024).Select(edge => edge % 2 == 0 ? 1 : 0), levels);
+        await _client.AssertNothingMoreAsync();
+    }
+
+    [Fact]
     public void A_pin_in_use_or_missing_is_reported_for_that_pin_and_the_rest_work()
     {
         var pinErrors = _gateway.Logs.Entries.Where(e => e.EventId.Id == 3002).Select(e => e.Message).ToList();
