@@ -38,9 +38,10 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly LiteDbLogFile _logFile;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
-    // Ends the writer's wait for more appends. Not disposed: it holds no handle (its wait handle is
-    // never asked for), and a submitter may still signal it while the store closes.
-    private readonly SemaphoreSlim _hurry = new(0);
+    // Ends the writer's wait for more appends. It blocks at once rather than spinning first: the
+    // wait is there to give the CPU to the publishers. Not disposed: it holds no handle (its wait
+    // handle is never asked for), and a submitter may still signal it while the store closes.
+    private readonly ManualResetEventSlim _hurry = new(initialState: false, spinCount: 0);
     private int _urgent; // 1: something other than an append is waiting for the writer
     private int _lingering; // 1: the writer waits for more appends
     private int _arrivedWhileWriting; // writer thread only: operations that came in while the last group was written
@@ -333,7 +334,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         Interlocked.Exchange(ref _urgent, 1); // a full fence, as in Linger: one of the two sees the other
         if (Volatile.Read(ref _lingering) == 1)
         {
-            _hurry.Release();
+            _hurry.Set();
         }
     }
 
@@ -354,10 +355,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
 
         Volatile.Write(ref _lingering, 0);
-        while (_hurry.Wait(0))
-        {
-            // Releases that came too late to matter.
-        }
+        _hurry.Reset(); // a signal that came too late to matter
     }
 
     private void RunGroup(List<StoreOperation> group)
