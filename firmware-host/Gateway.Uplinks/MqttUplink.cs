@@ -123,7 +123,7 @@ internal sealed partial class MqttUplink
 
     public MessageQueue Queue { get; }
 
-    public MessageQueue DeadLetterQueue { get; }
+    public MessageQueue DeadLetterQueue { get; private set; }
 
     /// <summary>Confirmed messages a crash could still send again (their removal not yet on disk).</summary>
     public UnsyncedRemovals Unsynced { get; }
@@ -406,8 +406,13 @@ internal sealed partial class MqttUplink
         var retry = DeadLetterRetryMin;
         // Not cancelled while the commit is awaited: a message on its way into the dead-letter
         // queue gets there, and is not sent to the broker again after a reconnect.
-        while ((await _router.PublishAsync(copy, CancellationToken.None)).Status == RouteStatus.Rejected)
+        while ((await _router.PublishAsync(copy, CancellationToken.None)).Status != RouteStatus.Routed)
         {
+            if (!_router.TryGetQueue(DeadLetterQueue.Name, out _) && RedeclareDeadLetterQueue())
+            {
+                continue; // deleted (AMQP queue.delete, the HTTP API): declared again, as at start
+            }
+
             if (retry == DeadLetterRetryMin)
             {
                 UplinkLog.DeadLetterRefused(_logger, Name, topic, DeadLetterQueue.Name);
@@ -419,6 +424,20 @@ internal sealed partial class MqttUplink
 
         Interlocked.Increment(ref _cloudRejected);
         UplinkLog.Rejected(_logger, Name, topic, reason, DeadLetterQueue.Name);
+    }
+
+    private bool RedeclareDeadLetterQueue()
+    {
+        try
+        {
+            DeadLetterQueue = _router.DeclareQueue(DeadLetterQueue.Name, DeadLetterQueue.Options);
+            UplinkLog.DeadLetterQueueDeclaredAgain(_logger, Name, DeadLetterQueue.Name);
+            return true;
+        }
+        catch (RoutingException)
+        {
+            return false; // declared meanwhile, with other arguments: the next try goes to it
+        }
     }
 
     // Returns why the link is dead. A ping every half keep-alive, each allowed half a keep-alive:

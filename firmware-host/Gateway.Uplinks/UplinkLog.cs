@@ -30,6 +30,9 @@ internal static partial class UplinkLog
     [LoggerMessage(EventId = 5015, Level = LogLevel.Warning, Message = "Uplink {Uplink}: the broker rejected a message to '{Topic}', and queue {DeadLetterQueue} refuses it (the disk under Storage:MinFreeMegabytes, or the store saturated); sending waits until it takes it")]
     public static partial void DeadLetterRefused(ILogger logger, string uplink, string topic, string deadLetterQueue);
 
+    [LoggerMessage(EventId = 5016, Level = LogLevel.Warning, Message = "Uplink {Uplink}: queue {DeadLetterQueue} was deleted; declared again for a message the broker rejected")]
+    public static partial void DeadLetterQueueDeclaredAgain(ILogger logger, string uplink, string deadLetterQueue);
+
     [LoggerMessage(EventId = 5007, Level = LogLevel.Information, Message = "Uplink {Uplink}: primary endpoint {Endpoint} is back; returning to it")]
     public static partial void ReturningToPrimary(ILogger logger, string uplink, string endpoint);
 

@@ -466,8 +466,10 @@ public sealed class UplinkTests(ITestOutputHelper output)
         Assert.Equal(("config/interval", protocol == "5" ? "30" : "60", true), (kept.Topic, kept.ConvertPayloadToString(), kept.Retain));
     }
 
-    [Fact]
-    public async Task A_message_the_cloud_refuses_goes_to_the_dead_letter_queue_and_does_not_block()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // an operator deleted it (AMQP queue.delete, the HTTP API): declared again
+    public async Task A_message_the_cloud_refuses_goes_to_the_dead_letter_queue_and_does_not_block(bool deletedFirst)
     {
         var acl = Path.Combine(Path.GetTempPath(), "gateway-acl-" + Guid.NewGuid().ToString("N"));
         await File.WriteAllLinesAsync(acl, ["topic read cloud/#", "topic write cloud/sensors/ok/#"]);
@@ -475,6 +477,10 @@ public sealed class UplinkTests(ITestOutputHelper output)
         await using var cloud = await CloudSubscriber.StartAsync(strict, "cloud/#");
         await using var gateway = await TestGateway.StartAsync(Uplink(strict.Url));
         await using var sensor = await MqttTestClient.ConnectAsync(gateway.MqttPort);
+        if (deletedFirst)
+        {
+            Assert.Equal(0, gateway.Services.GetRequiredService<MessageRouter>().DeleteQueue("uplink.cloud.dead"));
+        }
 
         await sensor.PublishAsync("sensors/ok/a", "1");
         await sensor.PublishAsync("sensors/secret/b", "2");
@@ -504,6 +510,8 @@ public sealed class UplinkTests(ITestOutputHelper output)
         Assert.Contains("0x87", (string)dead.Message.Properties.Headers!["x-uplink-reason"]!, StringComparison.Ordinal);
         Assert.Equal("cloud/sensors/secret/b", dead.Message.Properties.Headers["x-uplink-topic"]);
         Assert.DoesNotContain(2, cloud.Numbers());
+        Assert.Equal(deletedFirst, gateway.Logs.Entries.Any(e => e.EventId.Id == 5016 && e.Message.Contains("uplink.cloud.dead was deleted", StringComparison.Ordinal)));
+        Assert.Equal(1, gateway.Logs.Entries.Count(e => e.EventId.Id == 5006));
         File.Delete(acl);
     }
 
