@@ -410,7 +410,7 @@ internal sealed partial class MqttUplink
         {
             if (!_router.TryGetQueue(DeadLetterQueue.Name, out _) && RedeclareDeadLetterQueue())
             {
-                continue; // deleted (AMQP queue.delete, the HTTP API): declared again, as at start
+                continue; // deleted at run time (through the router): declared again, as at start
             }
 
             if (retry == DeadLetterRetryMin)

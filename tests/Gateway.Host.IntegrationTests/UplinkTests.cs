@@ -468,7 +468,7 @@ public sealed class UplinkTests(ITestOutputHelper output)
 
     [Theory]
     [InlineData(false)]
-    [InlineData(true)] // an operator deleted it (AMQP queue.delete, the HTTP API): declared again
+    [InlineData(true)] // deleted at run time: declared again
     public async Task A_message_the_cloud_refuses_goes_to_the_dead_letter_queue_and_does_not_block(bool deletedFirst)
     {
         var acl = Path.Combine(Path.GetTempPath(), "gateway-acl-" + Guid.NewGuid().ToString("N"));
