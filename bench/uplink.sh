@@ -2,9 +2,19 @@
 # Store and forward, measured: sensors → gateway uplink → mosquitto ("the cloud") against
 # sensors → mosquitto bridge → mosquitto, same machine, same load tool, QoS 1, 256-byte payloads.
 #
-#   bench/uplink.sh [throughput] [outage] [inflight] [backlog]      (default: all four)
+#   bench/uplink.sh [ceiling] [throughput] [outage] [inflight] [backlog]      (default: all five)
 #
-# throughput  4 and 50 publishers, rate delivered at the cloud subscriber. Each broker is started
+# ceiling     no forwarder: the load tool publishes straight to the cloud, which delivers to the
+#             same subscriber. 4 and 50 publishers × 64 in flight as in throughput ("direct"), and
+#             one publisher × 512 in flight through the link ("direct-1x512-via-link": one
+#             connection with the uplink's window on the drain's path). What the cloud and the
+#             load tool reach on this machine with nothing in between: every forwarded message
+#             costs the cloud and the subscriber the same work on the same cores, so forward
+#             and drain rates here stay near it (a forwarder that feeds the cloud more cheaply
+#             than the load tool's connections gets a little above it; the cloud's CPU per
+#             message, printed on each line, says by how much it can).
+# throughput  4 and 50 publishers, rate delivered at the cloud subscriber, and the cloud's CPU time
+#             per message delivered (ceiling prints it too). Each broker is started
 #             fresh and first forwards 100,000 messages (printed with the label suffix "-cold":
 #             for the gateway these include the runtime's recompiling of its hot code), then the
 #             200,000 that are the steady-state measurement.
@@ -35,7 +45,7 @@
 # Every line of output is JSON; lost/duplicates/out_of_order come from the subscriber's count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(throughput outage inflight backlog)
+parts=("$@"); [ ${#parts[@]} -eq 0 ] && parts=(ceiling throughput outage inflight backlog)
 
 command -v mosquitto >/dev/null || { echo "uplink.sh: needs mosquitto (apt-get install mosquitto)" >&2; exit 1; }
 dotnet build bench/Gateway.LoadTool -c Release --nologo -v q >/dev/null
@@ -68,7 +78,7 @@ wait_port "$cport" $! "$work/cloud.log"
 # 20: the gateway's MQTT 5 rate when the grant does not bind it, like for like with the bridge.
 gport=$(free_port)
 { sed "s/^listener .*/listener $gport 127.0.0.1/" "$work/cloud.conf"; echo "max_inflight_messages 512"; } >"$work/cloud512.conf"
-mosquitto -c "$work/cloud512.conf" >"$work/cloud512.log" 2>&1 & pids+=($!)
+mosquitto -c "$work/cloud512.conf" >"$work/cloud512.log" 2>&1 & cloud512_pid=$!; pids+=($cloud512_pid)
 wait_port "$gport" $! "$work/cloud512.log"
 
 # The uplink's internet connection, which the outage cuts; one to each cloud.
@@ -120,21 +130,43 @@ run_load() { # label publishers messages-per-publisher [extra load-tool args]
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system, in 1/100 s
 
+measure() { # $1 = pid of the cloud the run goes to, then run_load's arguments: its line, plus the
+  # cloud's CPU time per message delivered. mosquitto is one thread: a million µs a second over
+  # that is the most it could deliver with a core to itself.
+  local c0 c1 line; c0=$(cpu_ticks "$1"); line=$(run_load "${@:2}" 2>/dev/null); c1=$(cpu_ticks "$1")
+  python3 - "$line" $((c1 - c0)) <<'PY'
+import json, sys
+r = json.loads(sys.argv[1]); us = int(sys.argv[2]) * 1e4 / max(r["received"], 1)
+r.update(cloud_cpu_us_per_msg=round(us, 1), cloud_max_rate_one_core=round(1e6 / us) if us else None)
+print(json.dumps(r))
+PY
+}
+
 for part in "${parts[@]}"; do
   case $part in
+  ceiling)
+    port=$cport
+    for publishers in 4 50; do
+      measure "$cloud_pid" direct-cold "$publishers" $((100000 / publishers)) --idle-seconds 10 --sub-prefix ''
+      measure "$cloud_pid" direct "$publishers" $((200000 / publishers)) --idle-seconds 10 --sub-prefix ''
+    done
+    port=$lport
+    measure "$cloud_pid" direct-1x512-via-link-cold 1 100000 --inflight 512 --idle-seconds 10 --sub-prefix ''
+    measure "$cloud_pid" direct-1x512-via-link 1 200000 --inflight 512 --idle-seconds 10 --sub-prefix ''
+    ;;
   throughput)
     for publishers in 4 50; do
       for broker in mosquitto-bridge gateway gateway-mqtt311 mosquitto-bridge-mqtt5 gateway-mqtt5-grant512; do
-        sport=$cport
+        sport=$cport; spid=$cloud_pid
         case $broker in
           gateway) start_gateway "$cport" ;;
           gateway-mqtt311) start_gateway "$cport" "" 3.1.1 ;;
-          gateway-mqtt5-grant512) start_gateway "$gport"; sport=$gport ;;
+          gateway-mqtt5-grant512) start_gateway "$gport"; sport=$gport; spid=$cloud512_pid ;;
           mosquitto-bridge-mqtt5) start_bridge "$cport" mqttv50 ;;
           *) start_bridge "$cport" ;;
         esac
-        run_load "$broker-cold" "$publishers" $((100000 / publishers)) --idle-seconds 10 --sub-port "$sport" 2>/dev/null
-        run_load "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 --sub-port "$sport" 2>/dev/null
+        measure "$spid" "$broker-cold" "$publishers" $((100000 / publishers)) --idle-seconds 10 --sub-port "$sport"
+        measure "$spid" "$broker" "$publishers" $((200000 / publishers)) --idle-seconds 10 --sub-port "$sport"
         stop_broker
       done
     done
@@ -244,6 +276,6 @@ print(json.dumps(r))
 PY
     stop_broker
     ;;
-  *) echo "uplink.sh: unknown part '$part' (throughput, outage, inflight, backlog)" >&2; exit 2 ;;
+  *) echo "uplink.sh: unknown part '$part' (ceiling, throughput, outage, inflight, backlog)" >&2; exit 2 ;;
   esac
 done
