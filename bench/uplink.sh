@@ -20,7 +20,8 @@
 #             200,000 that are the steady-state measurement.
 # outage      2,000 msg/s; the link goes down for 60 s (bench/link.py refuses and resets
 #             connections); then: how long after the link accepts connections again the first
-#             backlog message reaches the cloud, and the rate the backlog drains at. The bridge
+#             backlog message reaches the cloud, the rate the backlog drains at, and the cloud's
+#             CPU time per message and share of a core while it drains. The bridge
 #             speaks MQTT 3.1.1 (its default), the gateway MQTT 5, then 3.1.1, then MQTT 5 to
 #             the cloud that grants 512 in flight (see below).
 # inflight    bridge and gateway with MQTT 5, through a link that reads the packets: the Receive
@@ -205,13 +206,15 @@ PY
     ;;
   outage)
     for broker in mosquitto-bridge gateway gateway-mqtt311 gateway-mqtt5-grant512; do
-      olink=$link; olog=$work/link.log; sport=$cport
+      olink=$link; olog=$work/link.log; sport=$cport; spid=$cloud_pid
       case $broker in
         gateway) start_gateway "$lport" ;;
         gateway-mqtt311) start_gateway "$lport" "" 3.1.1 ;;
-        gateway-mqtt5-grant512) start_gateway "$glport"; olink=$glink; olog=$work/glink.log; sport=$gport ;;
+        gateway-mqtt5-grant512) start_gateway "$glport"; olink=$glink; olog=$work/glink.log; sport=$gport; spid=$cloud512_pid ;;
         *) start_bridge "$lport" ;;
       esac
+      # The cloud's CPU time, sampled every 0.1 s: what it spent per message while the backlog drained.
+      (while :; do echo "$(date +%s%3N) $(cpu_ticks "$spid")"; sleep 0.1; done) >"$work/cloudcpu.log" & sampler=$!
       # 2,000 msg/s for 100 s from 4 publishers; the link is down from 20 s to 80 s. The
       # subscriber waits up to 120 s for a message, so up to 60 s after the link returns: the
       # bridge's reconnect back-off reaches its cap (restart_timeout, 30 s) during the outage.
@@ -219,11 +222,23 @@ PY
       loadpid=$!
       sleep 20; kill -USR1 "$olink"; sleep 60; kill -USR2 "$olink"
       wait "$loadpid"
+      kill "$sampler"; wait "$sampler" 2>/dev/null || true
       up=$(grep '^up ' "$olog" | tail -1 | cut -d' ' -f2)
-      python3 - "$work/outage.json" "$up" <<'PY'
+      python3 - "$work/outage.json" "$up" "$work/cloudcpu.log" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); up = int(sys.argv[2])
 r["first_backlog_after_link_up_ms"] = r["gap_end_unix_ms"] - up
+samples = [tuple(map(int, line.split())) for line in open(sys.argv[3]) if len(line.split()) == 2]
+def ticks_at(ms):  # linear between the samples around ms
+    for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+        if t0 <= ms <= t1:
+            return c0 + (c1 - c0) * (ms - t0) / max(t1 - t0, 1)
+    return None
+start, end = r["gap_end_unix_ms"], r["gap_end_unix_ms"] + r["drain_ms"]
+a, b = ticks_at(start), ticks_at(end)
+if a is not None and b is not None and r["backlog"] > 0 and r["drain_ms"] > 0:
+    r["cloud_cpu_us_per_msg_drain"] = round((b - a) * 1e4 / r["backlog"], 1)
+    r["cloud_cores_busy_drain"] = round((b - a) * 10 / r["drain_ms"], 2)
 print(json.dumps(r))
 PY
       stop_broker
