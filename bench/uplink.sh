@@ -214,7 +214,7 @@ PY
         *) start_bridge "$lport" ;;
       esac
       # The cloud's CPU time, sampled every 0.1 s: what it spent per message while the backlog drained.
-      (while :; do echo "$(date +%s%3N) $(cpu_ticks "$spid")"; sleep 0.1; done) >"$work/cloudcpu.log" & sampler=$!
+      (while :; do echo "$(date +%s%3N) $(cpu_ticks "$spid")"; sleep 0.1; done) >"$work/cloudcpu.log" & sampler=$!; pids+=($sampler)
       # 2,000 msg/s for 100 s from 4 publishers; the link is down from 20 s to 80 s. The
       # subscriber waits up to 120 s for a message, so up to 60 s after the link returns: the
       # bridge's reconnect back-off reaches its cap (restart_timeout, 30 s) during the outage.
