@@ -41,6 +41,10 @@ public static class GatewayApplication
         builder.Services.AddOptions<StorageOptions>().Bind(builder.Configuration.GetSection(StorageOptions.Section)).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>, HttpOptionsValidator>();
         builder.Services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
+        builder.Services.AddOptions<MemoryOptions>().Bind(builder.Configuration.GetSection(MemoryOptions.Section)).ValidateOnStart();
+        builder.Services.AddSingleton<IValidateOptions<MemoryOptions>, MemoryOptionsValidator>();
+        builder.Services.AddSingleton(sp => new MemoryBudget(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.BudgetBytes));
+        builder.Services.AddSingleton<MemoryMetrics>();
         builder.Services.AddSingleton<BindAddressValidator>();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
         builder.Services.AddSingleton<IValidateOptions<MqttOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
@@ -89,11 +93,13 @@ public static class GatewayApplication
         // Bad configuration stops here, before the host starts anything, with one line naming the key.
         _ = app.Services.GetRequiredService<IOptions<HttpOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
+        _ = app.Services.GetRequiredService<IOptions<MemoryOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<GpioOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<UplinksOptions>>().Value;
         MapEndpoints(app);
         _ = app.Services.GetRequiredService<PrometheusMetrics>(); // listening from the start: counters miss nothing before the first scrape
+        _ = app.Services.GetRequiredService<MemoryMetrics>();
         app.Lifetime.ApplicationStarted.Register(() => app.Services.GetRequiredService<StoreMetrics>()); // the store opens as the host starts, not before
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
         app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
@@ -148,6 +154,7 @@ public static class GatewayApplication
         var startupMs = (long)Stopwatch.GetElapsedTime(startedAt).TotalMilliseconds;
         var httpEndpoint = endpoints.Describe("http");
         var heapLimitMb = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024 * 1024);
-        HostLog.Started(app.Logger, version, mqttEndpoint, httpEndpoint, webSocketPath, dataDirectory, heapLimitMb, startupMs);
+        var budgetMb = app.Services.GetRequiredService<MemoryBudget>().Limit / (1024 * 1024);
+        HostLog.Started(app.Logger, version, mqttEndpoint, httpEndpoint, webSocketPath, dataDirectory, heapLimitMb, budgetMb, startupMs);
     }
 }

@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Net;
 using Gateway.Protocols.Mqtt;
+using Gateway.Routing;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Host;
@@ -36,6 +37,27 @@ public sealed class StorageOptions
     /// <summary>Free space to leave on the data directory's file system; below it new messages are refused.</summary>
     [Range(0, 1_048_576, ErrorMessage = "Storage:MinFreeMegabytes must be between 0 and 1048576")]
     public int MinFreeMegabytes { get; set; } = 64;
+}
+
+/// <summary>The <c>Memory</c> section.</summary>
+public sealed class MemoryOptions
+{
+    public const string Section = "Memory";
+
+    /// <summary>
+    /// Message bytes the gateway may hold in memory for clients that are not taking them
+    /// (offline persistent sessions, subscribers left behind); 0 sizes it to a quarter of the
+    /// heap limit (64 MB under the shipped build's 256 MB cap).
+    /// </summary>
+    [Range(0, 1_048_576, ErrorMessage = "Memory:BudgetMegabytes must be between 0 (a quarter of the heap limit) and 1048576")]
+    public int BudgetMegabytes { get; set; }
+
+    public long BudgetBytes => BudgetMegabytes == 0 ? MemoryBudget.DefaultLimit : BudgetMegabytes * 1024L * 1024;
+}
+
+[OptionsValidator]
+internal sealed partial class MemoryOptionsValidator : IValidateOptions<MemoryOptions>
+{
 }
 
 [OptionsValidator]

@@ -27,6 +27,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     private const int DeliveryFlowLimit = 16_384;
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan DrainPollInterval = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan ReconcileInterval = TimeSpan.FromSeconds(10);
 
     // Marks messages the adapter injects, so the publish interceptor lets them through.
     private readonly IDictionary _injected = new Hashtable(0);
@@ -34,12 +35,15 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     private readonly ILogger<MqttAdapter> _logger;
     private readonly MqttOptions _options;
     private readonly SubscriptionBindings _subscriptions;
-    private readonly SubscriberFlow _flow = new();
+    private readonly SessionMemory _memory;
+    private readonly SubscriberFlow _flow;
     private readonly IRetainedMessageStore? _retainedStore;
     private readonly CancellationTokenSource _stopping = new();
     private readonly MqttMetrics? _metrics;
     private QueueConsumer? _consumer;
     private Task _pump = Task.CompletedTask;
+    private Task _reconcile = Task.CompletedTask;
+    private long _refusedForMemoryLogged;
     private Task? _shutdown;
 
     public MqttAdapter(
@@ -48,6 +52,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         IOptions<MqttOptions> options,
         ILoggerFactory loggerFactory,
         IHostApplicationLifetime lifetime,
+        MemoryBudget memoryBudget,
         IRetainedMessageStore? retainedStore = null,
         IMeterFactory? meters = null)
     {
@@ -55,6 +60,8 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         _retainedStore = retainedStore;
         _logger = loggerFactory.CreateLogger<MqttAdapter>();
         _options = options.Value;
+        _memory = new SessionMemory(memoryBudget);
+        _flow = new SubscriberFlow(_memory, Counters, _logger);
         var serverOptions = new MqttServerOptionsBuilder()
             .WithPersistentSessions()
             .WithMaxPendingMessagesPerClient(_options.MaxPendingMessagesPerClient)
@@ -69,17 +76,18 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         Server.ClientSubscribedTopicAsync += e => _subscriptions.AddAsync(e.ClientId, e.TopicFilter.Topic);
         Server.ClientUnsubscribedTopicAsync += e => _subscriptions.RemoveAsync(e.ClientId, e.TopicFilter);
         Server.SessionDeletedAsync += e => _subscriptions.RemoveClientAsync(e.Id);
+        Server.SessionDeletedAsync += e =>
+        {
+            _memory.ReleaseSession(e.Id);
+            return Task.CompletedTask;
+        };
         Server.ClientConnectedAsync += _flow.OnConnectedAsync;
         Server.ClientDisconnectedAsync += _flow.OnDisconnectedAsync;
         Server.InterceptingClientEnqueueAsync += _flow.OnEnqueueAsync;
         Server.InterceptingOutboundPacketAsync += OnOutboundPacketAsync;
         Server.ClientConnectedAsync += PublishAcks.OnConnectedAsync;
         Server.InterceptingInboundPacketAsync += PublishAcks.OnInboundPacketAsync;
-        Server.QueuedApplicationMessageOverwrittenAsync += _ =>
-        {
-            Counters.OnDropped();
-            return Task.CompletedTask;
-        };
+        Server.QueuedApplicationMessageOverwrittenAsync += _flow.OnOverwrittenAsync;
         _metrics = meters is null ? null : new MqttMetrics(meters, this);
 
         // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
@@ -94,6 +102,8 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
 
     internal int ConnectedClients => _flow.ConnectedClients;
 
+    internal int ClientsBehind => _flow.ClientsBehind;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var queue = _router.DeclareQueue(DeliveryQueue, new QueueOptions { FlowLimit = DeliveryFlowLimit });
@@ -101,6 +111,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         _consumer = queue.AddConsumer(new ConsumerOptions { AutoAck = true, Prefetch = DeliveryBuffer, Tag = "mqtt" });
         await Server.StartAsync();
         _pump = Task.Run(() => PumpAsync(_consumer, _stopping.Token), CancellationToken.None);
+        _reconcile = ReconcileAsync(_stopping.Token);
         MqttLog.Started(_logger, _options.MaxPacketSize);
     }
 
@@ -153,6 +164,8 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         {
         }
 
+        await _stopping.CancelAsync();
+        await _reconcile;
         if (Server.IsStarted)
         {
             await Server.StopAsync(new MqttServerStopOptions
@@ -209,9 +222,9 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     {
         switch (e.Packet)
         {
-            case MQTTnet.Packets.MqttPublishPacket:
+            case MQTTnet.Packets.MqttPublishPacket publish:
                 Counters.OnSent();
-                SubscriberFlow.OnPublishSent(e);
+                _flow.OnPublishSent(e, publish);
                 break;
             case MQTTnet.Packets.MqttConnAckPacket connAck:
                 // MQTT 5.0 section 3.2.2.3.6: tell clients the limit the packet guard enforces.
@@ -326,6 +339,14 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         var acks = application.QualityOfServiceLevel > MqttQualityOfServiceLevel.AtMostOnce ? PublishAcks.Take(e.SessionItems, out packetId) : null;
         try
         {
+            if (acks is not null && _memory.Budget.IsFull)
+            {
+                // A message promised to its publisher must not be dropped later for want of
+                // memory: while the budget is full, QoS 1/2 publishes are refused instead.
+                RefuseForMemory(e);
+                return;
+            }
+
             var message = MqttMessageMapper.ToGateway(application, e.ClientId, e.UserName);
             if (application.Retain)
             {
@@ -385,6 +406,40 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
             e.SessionItems[ProtocolVersionKey] is not MQTTnet.Formatter.MqttProtocolVersion.V500)
         {
             e.CloseConnection = true;
+        }
+    }
+
+    private void RefuseForMemory(InterceptingPublishEventArgs e)
+    {
+        Refuse(e, MqttPubAckReasonCode.QuotaExceeded);
+        var refused = _memory.Budget.OnRefused();
+        if (refused >= 2 * Interlocked.Read(ref _refusedForMemoryLogged))
+        {
+            Interlocked.Exchange(ref _refusedForMemoryLogged, refused);
+            MqttLog.RefusedForMemory(_logger, _memory.Budget.Limit / (1024 * 1024), (int)e.ApplicationMessage.QualityOfServiceLevel, e.ApplicationMessage.Topic, e.ClientId, refused);
+        }
+    }
+
+    // Sets the sessions' memory accounts against MQTTnet's queue lengths now and then.
+    private async Task ReconcileAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(ReconcileInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                var sessions = await Server.GetSessionsAsync();
+                var pending = new Dictionary<string, long>(sessions.Count, StringComparer.Ordinal);
+                foreach (var session in sessions)
+                {
+                    pending[session.Id] = session.PendingApplicationMessagesCount;
+                }
+
+                _memory.Reconcile(pending);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
         }
     }
 

@@ -40,4 +40,16 @@ internal static partial class MqttLog
 
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Disconnecting MQTT client {ClientId} after a failed store failed: {Reason}")]
     public static partial void DisconnectFailed(ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(EventId = 1020, Level = LogLevel.Warning, Message = "MQTT client {ClientId} has been {Pending} messages behind for {Seconds} s; publishers no longer wait for it, and its session queues its messages (up to Mqtt:MaxPendingMessagesPerClient, then the oldest are dropped)")]
+    public static partial void SubscriberBehind(ILogger logger, string clientId, int pending, double seconds);
+
+    [LoggerMessage(EventId = 1021, Level = LogLevel.Information, Message = "MQTT client {ClientId} has caught up; it paces publishers again")]
+    public static partial void SubscriberCaughtUp(ILogger logger, string clientId);
+
+    [LoggerMessage(EventId = 1022, Level = LogLevel.Warning, Message = "Memory budget of {BudgetMegabytes} MB full: a message for MQTT session {ClientId} (offline or behind) was not queued; {Dropped} dropped so far")]
+    public static partial void DroppedForMemory(ILogger logger, string clientId, long budgetMegabytes, long dropped);
+
+    [LoggerMessage(EventId = 1023, Level = LogLevel.Warning, Message = "Memory budget of {BudgetMegabytes} MB full: QoS {Qos} publish to '{Topic}' from client {ClientId} refused; {Refused} refused so far")]
+    public static partial void RefusedForMemory(ILogger logger, long budgetMegabytes, int qos, string topic, string clientId, long refused);
 }

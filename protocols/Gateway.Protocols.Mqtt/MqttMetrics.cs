@@ -5,8 +5,8 @@ namespace Gateway.Protocols.Mqtt;
 /// <summary>
 /// The MQTT endpoint in System.Diagnostics.Metrics (meter <c>Gateway.Mqtt</c>), what mosquitto
 /// reports under <c>$SYS/broker</c>: clients connected, messages taken from publishers (and
-/// refused), sent to subscribers, and dropped from a session's queue over
-/// <c>Mqtt:MaxPendingMessagesPerClient</c>. The adapter counts; these read the counts when asked.
+/// refused), sent to subscribers, and dropped for a session (its queue over
+/// <c>Mqtt:MaxPendingMessagesPerClient</c>, or the memory budget full). The adapter counts; these read the counts when asked.
 /// </summary>
 internal sealed class MqttMetrics : IDisposable
 {
@@ -19,12 +19,19 @@ internal sealed class MqttMetrics : IDisposable
         _meter = meters.Create(MeterName);
         _meter.CreateObservableUpDownCounter("gateway.mqtt.clients", () => adapter.ConnectedClients, "{client}", "MQTT clients connected");
         _meter.CreateObservableCounter("gateway.mqtt.messages.received", () => adapter.Counters.Received, "{message}", "PUBLISH packets taken from clients");
-        _meter.CreateObservableCounter("gateway.mqtt.messages.refused", () => adapter.Counters.Refused, "{message}", "publishes not taken: a full reject-publish queue, too little disk, a store failure (MQTT 5 gets the reason, 3.1.1 loses the connection)");
+        _meter.CreateObservableCounter("gateway.mqtt.messages.refused", () => adapter.Counters.Refused, "{message}", "publishes not taken: a full reject-publish queue, too little disk, a store failure, a full memory budget (QoS 1/2; MQTT 5 gets the reason, 3.1.1 loses the connection)");
         _meter.CreateObservableCounter("gateway.mqtt.messages.sent", () => adapter.Counters.Sent, "{message}", "PUBLISH packets sent to subscribers");
-        _meter.CreateObservableCounter("gateway.mqtt.messages.dropped", () => adapter.Counters.Dropped, "{message}", "messages dropped from a session's queue over Mqtt:MaxPendingMessagesPerClient (the oldest go first)");
+        _meter.CreateObservableCounter("gateway.mqtt.messages.dropped", () => Dropped(adapter.Counters), "{message}", "messages a session did not get: session-queue-full, the oldest dropped from a queue over Mqtt:MaxPendingMessagesPerClient; memory-budget, not queued for an offline or lagging session while the memory budget was full");
+        _meter.CreateObservableUpDownCounter("gateway.mqtt.clients.behind", () => adapter.ClientsBehind, "{client}", "connected subscribers left behind: publishers no longer wait for them until they catch up");
     }
 
     public void Dispose() => _meter.Dispose();
+
+    private static Measurement<long>[] Dropped(MqttCounters counters) =>
+    [
+        new(counters.Dropped, new KeyValuePair<string, object?>("reason", "session-queue-full")),
+        new(counters.DroppedForMemory, new KeyValuePair<string, object?>("reason", "memory-budget")),
+    ];
 }
 
 /// <summary>Counts kept by the MQTT adapter; one increment per message, nothing else on the hot path.</summary>
@@ -34,6 +41,7 @@ internal sealed class MqttCounters
     private long _refused;
     private long _sent;
     private long _dropped;
+    private long _droppedForMemory;
 
     public long Received => Interlocked.Read(ref _received);
 
@@ -43,6 +51,8 @@ internal sealed class MqttCounters
 
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    public long DroppedForMemory => Interlocked.Read(ref _droppedForMemory);
+
     public void OnReceived() => Interlocked.Increment(ref _received);
 
     public void OnRefused() => Interlocked.Increment(ref _refused);
@@ -50,4 +60,6 @@ internal sealed class MqttCounters
     public void OnSent() => Interlocked.Increment(ref _sent);
 
     public void OnDropped() => Interlocked.Increment(ref _dropped);
+
+    public long OnDroppedForMemory() => Interlocked.Increment(ref _droppedForMemory);
 }

@@ -1,30 +1,57 @@
 using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
 using MQTTnet.Server;
 
 namespace Gateway.Protocols.Mqtt;
 
 /// <summary>
-/// Back-pressure from MQTT subscribers to the delivery pump, in the spirit of RabbitMQ's credit
-/// flow. MQTTnet queues outgoing packets per session without bound (up to its drop-oldest
-/// limit), so a subscriber slower than its publishers used to lose QoS 0 messages while the
-/// gateway burned CPU taking them in. Now the pump waits while a connected subscriber has more
-/// than <see cref="PendingLimit"/> packets queued and is still sending; the wait fills the
-/// adapter's queue, whose flow limit makes publishers wait in turn (TCP back-pressure for QoS 0,
-/// later PUBACKs for QoS 1). A subscriber that has sent nothing for <see cref="StallTime"/> is
-/// stalled: the pump does not wait for it, and MQTTnet's per-client limit applies to it alone.
+/// What happens to a message MQTTnet is about to queue for a subscriber, in the spirit of
+/// RabbitMQ's credit flow and mosquitto's per-client queue:
+/// <list type="bullet">
+/// <item>A connected subscriber that keeps up paces the publishers: while it has more than
+/// <see cref="PendingLimit"/> packets queued and is still reading, the delivery pump waits, so
+/// the adapter's queue fills and its flow limit makes publishers wait in turn (TCP for QoS 0,
+/// later PUBACKs for QoS 1). Nothing is dropped for it.</item>
+/// <item>A subscriber that stays that far behind for <see cref="StallTime"/> (reading slowly, or
+/// not at all) is left behind: the pump no longer waits for it, so one slow reader never holds
+/// the others to its pace. Its messages queue in its session, up to
+/// <c>Mqtt:MaxPendingMessagesPerClient</c> (beyond which MQTTnet drops the oldest) and within
+/// the memory budget. It paces publishers again once it has caught up to half the limit.</item>
+/// <item>Offline persistent sessions and subscribers left behind are charged to the memory
+/// budget (<see cref="SessionMemory"/>); a message that does not fit is not queued for that
+/// session, and is counted and logged.</item>
+/// </list>
+/// Never throws into MQTTnet: an exception from this interceptor would end MQTTnet's fan-out of
+/// the message, and sessions after this one would never get it.
 /// </summary>
-internal sealed class SubscriberFlow
+internal sealed class SubscriberFlow(SessionMemory memory, MqttCounters counters, ILogger logger)
 {
     public const int PendingLimit = 2048;
     public static readonly TimeSpan StallTime = TimeSpan.FromSeconds(1);
 
     private readonly ConcurrentDictionary<string, Client> _clients = new(StringComparer.Ordinal);
+    private long _droppedForMemoryLogged;
 
     public int ConnectedClients => _clients.Count;
 
+    /// <summary>Connected subscribers the pump is not waiting for: they fell behind and have not caught up.</summary>
+    public int ClientsBehind
+    {
+        get
+        {
+            var behind = 0;
+            foreach (var (_, client) in _clients)
+            {
+                behind += client.IsBehind ? 1 : 0;
+            }
+
+            return behind;
+        }
+    }
+
     public Task OnConnectedAsync(ClientConnectedEventArgs e)
     {
-        var client = new Client();
+        var client = new Client(e.ClientId, logger);
         _clients[e.ClientId] = client;
         e.SessionItems[typeof(SubscriberFlow)] = client;
         return Task.CompletedTask;
@@ -40,60 +67,109 @@ internal sealed class SubscriberFlow
         return Task.CompletedTask;
     }
 
-    // Runs inside the pump's injection, once per receiving session.
+    // Runs inside the pump's injection (and MQTTnet's retained delivery), once per receiving session.
     public Task OnEnqueueAsync(InterceptingClientApplicationMessageEnqueueEventArgs e)
     {
-        if (!_clients.TryGetValue(e.ReceiverClientId, out var client))
+        _clients.TryGetValue(e.ReceiverClientId, out var client);
+        var paced = client is { IsBehind: false };
+        if (!memory.TryCharge(e.ReceiverClientId, SessionMemory.SizeOf(e.ApplicationMessage), e.ApplicationMessage.QualityOfServiceLevel, paced))
         {
-            return Task.CompletedTask; // offline persistent session: MQTTnet's own limit applies
+            e.AcceptEnqueue = false;
+            var dropped = counters.OnDroppedForMemory();
+            if (dropped >= 2 * Interlocked.Read(ref _droppedForMemoryLogged))
+            {
+                Interlocked.Exchange(ref _droppedForMemoryLogged, dropped);
+                MqttLog.DroppedForMemory(logger, e.ReceiverClientId, memory.Budget.Limit / (1024 * 1024), dropped);
+            }
+
+            return Task.CompletedTask;
         }
 
-        return client.EnqueuedAsync();
+        return client?.EnqueuedAsync() ?? Task.CompletedTask;
     }
 
     /// <summary>MQTTnet has written a PUBLISH to a subscriber.</summary>
-    public static void OnPublishSent(InterceptingPacketEventArgs e)
+    public void OnPublishSent(InterceptingPacketEventArgs e, MQTTnet.Packets.MqttPublishPacket packet)
     {
+        memory.Release(e.ClientId, SessionMemory.SizeOf(packet));
         if (e.SessionItems?[typeof(SubscriberFlow)] is Client client)
         {
-            client.Sent();
+            client.Left(sent: true);
         }
     }
 
-    private sealed class Client
+    /// <summary>MQTTnet dropped the oldest message of a full session queue.</summary>
+    public Task OnOverwrittenAsync(QueueMessageOverwrittenEventArgs e)
+    {
+        counters.OnDropped();
+        if (e.Packet is MQTTnet.Packets.MqttPublishPacket packet)
+        {
+            memory.Release(e.ReceiverClientId, SessionMemory.SizeOf(packet));
+        }
+
+        if (_clients.TryGetValue(e.ReceiverClientId, out var client))
+        {
+            client.Left(sent: false);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private sealed class Client(string clientId, ILogger logger)
     {
         private readonly Lock _sync = new();
         private int _pending;
         private long _lastSent = Environment.TickCount64;
+        private bool _behind;
         private TaskCompletionSource? _waiter;
+
+        public bool IsBehind => Volatile.Read(ref _behind);
 
         public Task EnqueuedAsync()
         {
             lock (_sync)
             {
                 _pending++;
-                if (_pending <= PendingLimit || Environment.TickCount64 - _lastSent > StallTime.TotalMilliseconds)
+                if (_behind || _pending <= PendingLimit)
                 {
                     return Task.CompletedTask;
                 }
 
+                if (Environment.TickCount64 - _lastSent > StallTime.TotalMilliseconds)
+                {
+                    FallBehindLocked();
+                    return Task.CompletedTask;
+                }
+
                 _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                // Bounded: if the client stalls while we wait, carry on without it.
-                return _waiter.Task.WaitAsync(StallTime);
+                return WaitAsync(_waiter.Task);
             }
         }
 
-        public void Sent()
+        /// <summary>A queued message left the queue: written to the client or dropped.</summary>
+        public void Left(bool sent)
         {
             lock (_sync)
             {
                 _pending = Math.Max(0, _pending - 1);
-                _lastSent = Environment.TickCount64;
-                if (_waiter is not null && _pending <= PendingLimit / 2)
+                if (sent)
                 {
-                    _waiter.TrySetResult();
-                    _waiter = null;
+                    _lastSent = Environment.TickCount64;
                 }
+
+                if (_pending > PendingLimit / 2)
+                {
+                    return;
+                }
+
+                if (_behind)
+                {
+                    _behind = false;
+                    MqttLog.SubscriberCaughtUp(logger, clientId);
+                }
+
+                _waiter?.TrySetResult();
+                _waiter = null;
             }
         }
 
@@ -104,6 +180,36 @@ internal sealed class SubscriberFlow
                 _waiter?.TrySetResult();
                 _waiter = null;
             }
+        }
+
+        // Bounded: if the client does not catch up within the stall time, carry on without it.
+        private async Task WaitAsync(Task caughtUp)
+        {
+            if (await Task.WhenAny(caughtUp, Task.Delay(StallTime)) == caughtUp)
+            {
+                return;
+            }
+
+            lock (_sync)
+            {
+                if (!caughtUp.IsCompleted)
+                {
+                    FallBehindLocked();
+                }
+            }
+        }
+
+        private void FallBehindLocked()
+        {
+            if (_behind)
+            {
+                return;
+            }
+
+            _behind = true;
+            _waiter?.TrySetResult();
+            _waiter = null;
+            MqttLog.SubscriberBehind(logger, clientId, _pending, StallTime.TotalSeconds);
         }
     }
 }

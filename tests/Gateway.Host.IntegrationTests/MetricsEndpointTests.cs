@@ -101,7 +101,8 @@ public sealed class MetricsEndpointTests
         Assert.Equal("16", scrape.Samples["gateway_mqtt_messages_received_total"]);
         Assert.Equal("4", scrape.Samples["gateway_mqtt_messages_sent_total"]);
         Assert.Equal("2", scrape.Samples["gateway_mqtt_messages_refused_total"]);
-        Assert.Equal("2", scrape.Samples["gateway_mqtt_messages_dropped_total"]);
+        Assert.Equal("2", scrape.Samples["gateway_mqtt_messages_dropped_total{reason=\"session-queue-full\"}"]);
+        Assert.Equal("0", scrape.Samples["gateway_mqtt_messages_dropped_total{reason=\"memory-budget\"}"]);
         Assert.Equal("2", scrape.Samples["gateway_uplink_dropped_total{uplink=\"cloud\",reason=\"rejected-publish\"}"]);
     }
 

@@ -81,6 +81,19 @@ public sealed class RawSocketClient : IAsyncDisposable
         return [.. packet];
     }
 
+    /// <summary>Reads what has arrived, up to the buffer's size; 0 once the server has closed.</summary>
+    public async Task<int> ReadSomeAsync(Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken);
+        }
+        catch (SocketException)
+        {
+            return 0; // reset counts as closed
+        }
+    }
+
     /// <summary>Reads exactly <paramref name="count"/> bytes.</summary>
     public async Task<byte[]> ReadExactlyAsync(int count)
     {
