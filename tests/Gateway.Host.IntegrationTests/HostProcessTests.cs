@@ -170,7 +170,7 @@ public sealed partial class HostProcessTests
     private static partial Regex ListeningLine();
 
     [GeneratedRegex(@"listening: MQTT .*, HTTP [0-9.]+:(\d+)")]
-    private static partial Regex HttpListeningLine();
+    internal static partial Regex HttpListeningLine();
 }
 
 internal sealed class TempDirectory : IDisposable
