@@ -1,5 +1,4 @@
 using Gateway.Gpio;
-using Gateway.Protocols.Mqtt;
 using Gateway.Uplinks;
 using Microsoft.Extensions.Options;
 
@@ -27,12 +26,12 @@ internal static class ConfigurationError
     // The sections of the validated options classes, matched by type: a trimmed or native AOT
     // build keeps no metadata to look their Section constants up by reflection.
     private static string? SectionOf(Type options) =>
-        options == typeof(MqttOptions) ? MqttOptions.Section
-        : options == typeof(HttpOptions) ? HttpOptions.Section
+        options == typeof(HttpOptions) ? HttpOptions.Section
         : options == typeof(StorageOptions) ? StorageOptions.Section
         : options == typeof(GpioOptions) ? GpioOptions.Section
         : options == typeof(UplinksOptions) ? UplinksOptions.Section
-        : null;
+        : options == typeof(MemoryOptions) ? MemoryOptions.Section
+        : ProtocolRegistry.SectionOf(options, GatewayProtocols.All);
 
     // "MaxPacketSize: The field ..." becomes "Mqtt:MaxPacketSize: The field ..."; a failure whose
     // text already names its key ("Name: Gpio:Pins:N:Name is required") keeps just that text.

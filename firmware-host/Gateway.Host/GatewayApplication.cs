@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Reflection;
 using Gateway.Gpio;
-using Gateway.Protocols.Mqtt;
+using Gateway.Protocols;
 using Gateway.Routing;
 using Gateway.Storage;
 using Gateway.Uplinks;
@@ -15,7 +15,11 @@ namespace Gateway.Host;
 public static class GatewayApplication
 {
     /// <summary>Builds the gateway. <paramref name="configure"/> lets tests add configuration or services.</summary>
-    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null) =>
+        Build(args, GatewayProtocols.All, configure);
+
+    /// <summary>Builds the gateway speaking <paramref name="protocols"/> (tests add one of their own).</summary>
+    public static WebApplication Build(string[] args, IReadOnlyList<IGatewayProtocol> protocols, Action<WebApplicationBuilder>? configure = null)
     {
         var startedAt = Stopwatch.GetTimestamp();
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
@@ -47,7 +51,6 @@ public static class GatewayApplication
         builder.Services.AddSingleton<MemoryMetrics>();
         builder.Services.AddSingleton<BindAddressValidator>();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
-        builder.Services.AddSingleton<IValidateOptions<MqttOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
         builder.Services.AddSingleton(sp =>
         {
             var store = sp.GetRequiredService<LiteDbMessageStore>();
@@ -64,7 +67,12 @@ public static class GatewayApplication
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(OpenStore);
         builder.Services.AddSingleton<IRetainedMessageStore>(sp => sp.GetRequiredService<LiteDbMessageStore>());
-        builder.Services.AddGatewayMqtt(builder.Configuration);
+        builder.Services.AddSingleton(new ProtocolRegistry(protocols));
+        foreach (var protocol in protocols)
+        {
+            protocol.AddServices(builder.Services, builder.Configuration);
+        }
+
         builder.Services.AddGatewayGpio(builder.Configuration);
         builder.Services.AddGatewayUplinks(builder.Configuration);
 
@@ -72,18 +80,20 @@ public static class GatewayApplication
         {
             var services = kestrel.ApplicationServices;
             var endpoints = services.GetRequiredService<GatewayEndpoints>();
-            var mqtt = services.GetRequiredService<IOptions<MqttOptions>>().Value;
             var http = services.GetRequiredService<IOptions<HttpOptions>>().Value;
-            if (mqtt.Port >= 0)
+            foreach (var listener in services.GetRequiredService<ProtocolRegistry>().Listeners(services))
             {
-                kestrel.Listen(IPAddress.Parse(mqtt.BindAddress), mqtt.Port, listen =>
+                if (listener.Enabled)
                 {
-                    listen.UseGatewayMqtt();
-                    endpoints.Add("mqtt", listen);
-                });
+                    kestrel.Listen(listener.Address, listener.Port, listen =>
+                    {
+                        listener.Configure(listen);
+                        endpoints.Add(listener.Name, listener.PortKey, listen);
+                    });
+                }
             }
 
-            kestrel.Listen(IPAddress.Parse(http.BindAddress), http.Port, listen => endpoints.Add("http", listen));
+            kestrel.Listen(IPAddress.Parse(http.BindAddress), http.Port, listen => endpoints.Add("http", HttpOptions.Section + ":Port", listen));
             kestrel.AddServerHeader = false;
         });
 
@@ -94,7 +104,11 @@ public static class GatewayApplication
         _ = app.Services.GetRequiredService<IOptions<HttpOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<MemoryOptions>>().Value;
-        _ = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
+        foreach (var protocol in protocols)
+        {
+            protocol.Options.Resolve(app.Services);
+        }
+
         _ = app.Services.GetRequiredService<IOptions<GpioOptions>>().Value;
         _ = app.Services.GetRequiredService<IOptions<UplinksOptions>>().Value;
         MapEndpoints(app);
@@ -122,11 +136,11 @@ public static class GatewayApplication
 
     private static void MapEndpoints(WebApplication app)
     {
-        var mqtt = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
         app.UseWebSockets();
-        if (!string.IsNullOrEmpty(mqtt.WebSocketPath))
+        var registry = app.Services.GetRequiredService<ProtocolRegistry>();
+        foreach (var protocol in registry.Protocols)
         {
-            app.MapGatewayMqtt(mqtt.WebSocketPath);
+            registry.HttpEndpoints.AddRange(protocol.MapEndpoints(app));
         }
 
         app.MapGet("/healthz", async (GatewayHealth health, CancellationToken cancellationToken) =>
@@ -145,16 +159,22 @@ public static class GatewayApplication
         }
 
         var endpoints = app.Services.GetRequiredService<GatewayEndpoints>();
+        var registry = app.Services.GetRequiredService<ProtocolRegistry>();
         var storage = app.Services.GetRequiredService<IOptions<StorageOptions>>().Value;
-        var mqtt = app.Services.GetRequiredService<IOptions<MqttOptions>>().Value;
         var version = typeof(GatewayApplication).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "dev";
-        var mqttEndpoint = endpoints.Has("mqtt") ? endpoints.Describe("mqtt") : "off";
-        var webSocketPath = string.IsNullOrEmpty(mqtt.WebSocketPath) ? "(off)" : mqtt.WebSocketPath;
+        var listeners = new List<string>();
+        foreach (var listener in registry.Listeners(app.Services))
+        {
+            listeners.Add(listener.DisplayName + " " + (endpoints.Has(listener.Name) ? endpoints.Describe(listener.Name) : "off"));
+        }
+
+        listeners.Add("HTTP " + endpoints.Describe("http"));
+        var listening = string.Join(", ", listeners);
+        var httpEndpoints = registry.HttpEndpoints.Count == 0 ? "no WebSocket endpoints" : string.Join(", ", registry.HttpEndpoints);
         var dataDirectory = Path.GetFullPath(storage.DataDirectory);
         var startupMs = (long)Stopwatch.GetElapsedTime(startedAt).TotalMilliseconds;
-        var httpEndpoint = endpoints.Describe("http");
         var heapLimitMb = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / (1024 * 1024);
         var budgetMb = app.Services.GetRequiredService<MemoryBudget>().Limit / (1024 * 1024);
-        HostLog.Started(app.Logger, version, mqttEndpoint, httpEndpoint, webSocketPath, dataDirectory, heapLimitMb, budgetMb, startupMs);
+        HostLog.Started(app.Logger, version, listening, httpEndpoints, dataDirectory, heapLimitMb, budgetMb, startupMs);
     }
 }

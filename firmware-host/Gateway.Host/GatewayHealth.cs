@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Gateway.Protocols;
 using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
 using Microsoft.Extensions.Options;

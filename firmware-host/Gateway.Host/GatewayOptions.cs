@@ -1,6 +1,5 @@
 using System.ComponentModel.DataAnnotations;
-using System.Net;
-using Gateway.Protocols.Mqtt;
+using Gateway.Protocols;
 using Gateway.Routing;
 using Microsoft.Extensions.Options;
 
@@ -111,14 +110,7 @@ internal static class DataDirectory
 }
 
 /// <summary>Listener addresses must parse; the message names the key.</summary>
-internal sealed class BindAddressValidator : IValidateOptions<HttpOptions>, IValidateOptions<MqttOptions>
+internal sealed class BindAddressValidator : IValidateOptions<HttpOptions>
 {
-    public ValidateOptionsResult Validate(string? name, HttpOptions options) => Check("Http:BindAddress", options.BindAddress);
-
-    public ValidateOptionsResult Validate(string? name, MqttOptions options) => Check("Mqtt:BindAddress", options.BindAddress);
-
-    private static ValidateOptionsResult Check(string key, string? value) =>
-        value is null || IPAddress.TryParse(value, out _)
-            ? ValidateOptionsResult.Success
-            : ValidateOptionsResult.Fail($"{key} '{value}' is not an IP address (use 0.0.0.0 for all interfaces, 127.0.0.1 for loopback)");
+    public ValidateOptionsResult Validate(string? name, HttpOptions options) => ProtocolOptions.CheckAddress("Http:BindAddress", options.BindAddress);
 }

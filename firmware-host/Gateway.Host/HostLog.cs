@@ -3,8 +3,8 @@ namespace Gateway.Host;
 /// <summary>Host log events: ids 100-199.</summary>
 internal static partial class HostLog
 {
-    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Gateway {Version} listening: MQTT {Mqtt}, HTTP {Http} (MQTT over WebSocket at {WebSocketPath}); data in {DataDirectory}; GC heap limit {HeapLimitMb} MB, memory budget {BudgetMb} MB; started in {StartupMs} ms")]
-    public static partial void Started(ILogger logger, string version, string mqtt, string http, string webSocketPath, string dataDirectory, long heapLimitMb, long budgetMb, long startupMs);
+    [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "Gateway {Version} listening: {Listeners} ({HttpEndpoints}); data in {DataDirectory}; GC heap limit {HeapLimitMb} MB, memory budget {BudgetMb} MB; started in {StartupMs} ms")]
+    public static partial void Started(ILogger logger, string version, string listeners, string httpEndpoints, string dataDirectory, long heapLimitMb, long budgetMb, long startupMs);
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Gateway stopping")]
     public static partial void Stopping(ILogger logger);

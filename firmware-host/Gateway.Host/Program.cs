@@ -1,4 +1,5 @@
 using Gateway.Host;
+using Gateway.Protocols;
 
 GatewayEndpoints? endpoints = null;
 try

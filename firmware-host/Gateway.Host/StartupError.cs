@@ -1,3 +1,4 @@
+using Gateway.Protocols;
 using Gateway.Storage;
 using Microsoft.AspNetCore.Connections;
 
@@ -10,9 +11,6 @@ namespace Gateway.Host;
 /// </summary>
 internal static class StartupError
 {
-    // Kestrel's listeners are named after their section.
-    private static readonly (string Listener, string Key)[] PortKeys = [("mqtt", "Mqtt:Port"), ("http", "Http:Port")];
-
     public static string? Describe(Exception exception, GatewayEndpoints? endpoints)
     {
         for (var current = exception; current is not null; current = current.InnerException)
@@ -23,11 +21,11 @@ internal static class StartupError
                     return $"Storage:DataDirectory: {inUse.Message}";
                 case IOException { InnerException: AddressInUseException } bind:
                     // "Failed to bind to address http://127.0.0.1:1883: address already in use."
-                    foreach (var (listener, key) in PortKeys)
+                    foreach (var listener in endpoints?.Names ?? [])
                     {
-                        if (endpoints is not null && endpoints.Has(listener) && bind.Message.Contains("//" + endpoints.Describe(listener) + ":", StringComparison.Ordinal))
+                        if (bind.Message.Contains("//" + endpoints!.Describe(listener) + ":", StringComparison.Ordinal))
                         {
-                            return $"{key}: {endpoints.Describe(listener)} is already in use by another process";
+                            return $"{endpoints.PortKeyOf(listener)}: {endpoints.Describe(listener)} is already in use by another process";
                         }
                     }
 

@@ -36,3 +36,9 @@ public sealed class MqttOptions
 internal sealed partial class MqttOptionsValidator : IValidateOptions<MqttOptions>
 {
 }
+
+/// <summary>The listener address must parse; the message names the key.</summary>
+internal sealed class MqttAddressValidator : IValidateOptions<MqttOptions>
+{
+    public ValidateOptionsResult Validate(string? name, MqttOptions options) => ProtocolOptions.CheckAddress("Mqtt:BindAddress", options.BindAddress);
+}

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using MQTTnet.AspNetCore;
 
@@ -16,6 +17,8 @@ public static class MqttServiceCollectionExtensions
     {
         services.AddOptions<MqttOptions>().Bind(configuration.GetSection(MqttOptions.Section)).ValidateOnStart();
         services.AddSingleton<IValidateOptions<MqttOptions>, MqttOptionsValidator>();
+        services.AddSingleton<IValidateOptions<MqttOptions>, MqttAddressValidator>();
+        services.TryAddSingleton(static _ => new MemoryBudget(MemoryBudget.DefaultLimit));
         services.AddSingleton<MqttConnectionHandler>();
         services.AddSingleton<GatewayMqttConnectionHandler>();
         services.AddSingleton<MqttAdapter>();

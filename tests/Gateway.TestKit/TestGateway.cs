@@ -1,4 +1,5 @@
 using Gateway.Host;
+using Gateway.Protocols;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -34,7 +35,11 @@ public sealed class TestGateway : IAsyncDisposable
     public static Task<TestGateway> StartAsync(params string[] extraArgs) => StartAsync(configure: null, extraArgs);
 
     /// <summary>Starts with extra services (a fake clock, say) and configuration arguments.</summary>
-    public static async Task<TestGateway> StartAsync(Action<WebApplicationBuilder>? configure, params string[] extraArgs)
+    public static Task<TestGateway> StartAsync(Action<WebApplicationBuilder>? configure, params string[] extraArgs) =>
+        StartAsync(protocols: null, configure, extraArgs);
+
+    /// <summary>Starts speaking <paramref name="protocols"/> instead of the gateway's own list.</summary>
+    public static async Task<TestGateway> StartAsync(IReadOnlyList<IGatewayProtocol>? protocols, Action<WebApplicationBuilder>? configure, params string[] extraArgs)
     {
         var dataDirectory = Directory.CreateTempSubdirectory("gateway-test-").FullName;
         var logs = new InMemoryLoggerProvider();
@@ -45,12 +50,14 @@ public sealed class TestGateway : IAsyncDisposable
             $"--Storage:DataDirectory={dataDirectory}",
             .. extraArgs,
         ];
-        var app = GatewayApplication.Build(args, builder =>
+        void Configure(WebApplicationBuilder builder)
         {
             builder.Logging.ClearProviders();
             builder.Logging.AddProvider(logs);
             configure?.Invoke(builder);
-        });
+        }
+
+        var app = protocols is null ? GatewayApplication.Build(args, Configure) : GatewayApplication.Build(args, protocols, Configure);
         var gateway = new TestGateway(app, dataDirectory, logs);
         await app.StartAsync(TestContext.Timeout());
         return gateway;
