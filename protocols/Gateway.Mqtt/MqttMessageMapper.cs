@@ -13,7 +13,7 @@ namespace Gateway.Mqtt;
 /// user properties map onto the shared properties. QoS 0 is transient, QoS 1 and 2 persistent;
 /// QoS 2 and the retain flag travel as <c>x-mqtt-*</c> headers, as in RabbitMQ's MQTT plugin.
 /// </summary>
-internal static class MqttMessageMapper
+public static class MqttMessageMapper
 {
     public const string QosHeader = "x-mqtt-publish-qos";
     public const string RetainHeader = "x-mqtt-retain";

@@ -1,4 +1,4 @@
-namespace Gateway.Routing;
+namespace Gateway.Mqtt;
 
 /// <summary>
 /// The router's address mapping for MQTT (ARCHITECTURE.md), used by the MQTT endpoint and the

@@ -5,7 +5,7 @@ using MQTTnet.Diagnostics.Logger;
 namespace Gateway.Mqtt;
 
 /// <summary>Sends MQTTnet's own log lines to <see cref="ILogger"/> under the "MQTTnet" category.</summary>
-internal sealed partial class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNetLogger
+public sealed partial class MqttNetLoggerBridge(ILoggerFactory loggerFactory) : IMqttNetLogger
 {
     private readonly ILogger _logger = loggerFactory.CreateLogger("MQTTnet");
 
