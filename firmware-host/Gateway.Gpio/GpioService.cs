@@ -18,7 +18,7 @@ namespace Gateway.Gpio;
 /// </summary>
 public sealed partial class GpioService(
     IOptions<GpioOptions> options,
-    MessageRouter router,
+    IMessageRouter router,
     GatewayStatus status,
     TimeProvider time,
     ILogger<GpioService> logger) : BackgroundService

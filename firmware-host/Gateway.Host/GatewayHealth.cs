@@ -13,7 +13,7 @@ namespace Gateway.Host;
 /// systemd watchdog, so a wedged process stops feeding the watchdog and gets restarted.
 /// </summary>
 public sealed class GatewayHealth(
-    MessageRouter router,
+    IMessageRouter router,
     MqttAdapter mqtt,
     GatewayEndpoints endpoints,
     IOptions<StorageOptions> storage,
@@ -36,7 +36,7 @@ public sealed class GatewayHealth(
         try
         {
             router.DeclareQueue(ProbeQueue, ProbeQueueOptions);
-            var result = router.Route(new GatewayMessage(string.Empty, ProbeQueue, ReadOnlyMemory<byte>.Empty));
+            var result = router.Publish(new GatewayMessage(string.Empty, ProbeQueue, ReadOnlyMemory<byte>.Empty));
             if (result.Status != RouteStatus.Routed)
             {
                 problems.Add($"router: probe message was {result.Status}");

@@ -9,6 +9,14 @@ public interface IMessageRouter
     /// </summary>
     ValueTask<RouteResult> PublishAsync(GatewayMessage message, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Routes a message now, in call order, without waiting: the ticket says whether it was
+    /// routed or refused (and why), completes when it is on disk, and says whether the publisher
+    /// should pause. A protocol keeps reading its connection while earlier publishes wait for the
+    /// disk, and acknowledges them in order as their tickets complete.
+    /// </summary>
+    PublishTicket Publish(GatewayMessage message);
+
     Exchange DeclareExchange(string name, ExchangeType type, bool durable = false, bool autoDelete = false);
 
     Exchange GetExchange(string name);

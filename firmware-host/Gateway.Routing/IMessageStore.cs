@@ -15,12 +15,16 @@ public interface IMessageStore
     /// </summary>
     TimeSpan Clock { get; }
 
+    /// <summary>True while free disk is under the store's reserve: appends are refused.</summary>
+    bool LowOnDisk { get; }
+
     /// <summary>What a queue's log held when the store was opened (what survived the last run); empty after the first call.</summary>
     QueueLogInfo OpenQueue(string queue);
 
     /// <summary>
     /// Submits an append without waiting; <paramref name="committed"/> completes once the message
-    /// is on disk. Returns false when the writer's queue is full (the caller refuses the message).
+    /// is on disk. Returns false when the disk is under the reserve (<see cref="LowOnDisk"/>) or
+    /// the writer's queue is full (the caller refuses the message).
     /// </summary>
     bool TryAppend(string queue, long offset, GatewayMessage message, TimeSpan enqueuedAt, out Task committed);
 

@@ -159,13 +159,13 @@ public sealed partial class MessageQueue
                     AddDeadLetterLocked(message, "maxlen", ref dead);
                 }
 
-                outcome = EnqueueOutcome.Rejected;
+                outcome = EnqueueOutcome.RejectedFull;
             }
             else if (_log is not null && !_log.TryAppend(Name, _nextSeq, message, _log.Clock, out committed))
             {
-                _rejected++; // the store's writer is saturated: refuse rather than hold it unsaved
+                _rejected++; // low on disk, or the store's writer is saturated: refuse rather than hold it unsaved
                 committed = null;
-                outcome = EnqueueOutcome.Rejected;
+                outcome = _log.LowOnDisk ? EnqueueOutcome.RejectedLowDisk : EnqueueOutcome.RejectedStoreBusy;
             }
             else
             {
@@ -356,6 +356,8 @@ internal enum EnqueueOutcome
 {
     Accepted,
     AcceptedFlowBlocked,
-    Rejected,
+    RejectedFull,
+    RejectedLowDisk,
+    RejectedStoreBusy,
     Gone,
 }

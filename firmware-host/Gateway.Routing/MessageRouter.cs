@@ -52,24 +52,34 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
     /// </summary>
     public ValueTask<RouteResult> PublishAsync(GatewayMessage message, CancellationToken cancellationToken)
     {
-        var result = RouteCore(message, out var blocked, out var committed);
-        return blocked is null && committed is null
-            ? ValueTask.FromResult(result)
-            : WaitAsync(result, blocked, committed, cancellationToken);
+        var ticket = Publish(message);
+        return !ticket.FlowBlocked && ticket.Committed is null
+            ? ValueTask.FromResult(ticket.Result)
+            : WaitAsync(ticket, cancellationToken);
     }
 
     /// <summary>Routes without waiting for flow control or the disk.</summary>
-    public RouteResult Route(GatewayMessage message) => RouteCore(message, out _, out _);
+    public RouteResult Route(GatewayMessage message) => Publish(message).Result;
 
-    /// <summary>
-    /// Routes now, in call order, and hands back what <see cref="PublishAsync"/> would wait for:
-    /// <paramref name="committed"/> completes when every durable queue that took the message has
-    /// it on disk; <paramref name="flowBlocked"/> is a queue over its flow limit
-    /// (<see cref="MessageQueue.WaitForFlowAsync"/>). Lets a protocol keep reading a connection
-    /// while earlier publishes wait for the disk, and acknowledge them in order later.
-    /// </summary>
-    public RouteResult Route(GatewayMessage message, out Task? committed, out MessageQueue? flowBlocked) =>
-        RouteCore(message, out flowBlocked, out committed);
+    /// <inheritdoc/>
+    public PublishTicket Publish(GatewayMessage message)
+    {
+        if (!_exchanges.TryGetValue(message.Exchange, out var exchange))
+        {
+            return new PublishTicket(RouteResult.ExchangeNotFound, PublishRefusal.None, committed: null, flowBlocked: null);
+        }
+
+        var targets = RouteTargets.Rent();
+        try
+        {
+            exchange.Route(message, targets);
+            return EnqueueAll(message, targets);
+        }
+        finally
+        {
+            RouteTargets.Return(targets);
+        }
+    }
 
     public Exchange DeclareExchange(string name, ExchangeType type, bool durable = false, bool autoDelete = false)
     {
@@ -299,78 +309,70 @@ public sealed class MessageRouter : IMessageRouter, IDisposable
         }
     }
 
-    private static async ValueTask<RouteResult> WaitAsync(RouteResult result, MessageQueue? blocked, Task? committed, CancellationToken cancellationToken)
+    private static async ValueTask<RouteResult> WaitAsync(PublishTicket ticket, CancellationToken cancellationToken)
     {
-        if (committed is not null)
+        if (ticket.Committed is not null)
         {
-            await committed.WaitAsync(cancellationToken);
+            await ticket.Committed.WaitAsync(cancellationToken);
         }
 
-        if (blocked is not null)
-        {
-            await blocked.WaitForFlowAsync(cancellationToken);
-        }
-
-        return result;
+        await ticket.WaitForFlowAsync(cancellationToken);
+        return ticket.Result;
     }
 
-    private RouteResult RouteCore(GatewayMessage message, out MessageQueue? flowBlocked, out Task? committed)
+    private static PublishTicket EnqueueAll(GatewayMessage message, RouteTargets targets)
     {
-        flowBlocked = null;
-        committed = null;
-        if (!_exchanges.TryGetValue(message.Exchange, out var exchange))
+        int accepted = 0, rejected = 0;
+        var refusal = PublishRefusal.None;
+        MessageQueue? flowBlocked = null;
+        Task? committed = null;
+        List<Task>? commits = null;
+        for (var i = 0; i < targets.Count; i++)
         {
-            return RouteResult.ExchangeNotFound;
-        }
-
-        var targets = RouteTargets.Rent();
-        try
-        {
-            exchange.Route(message, targets);
-            int accepted = 0, rejected = 0;
-            List<Task>? commits = null;
-            for (var i = 0; i < targets.Count; i++)
+            var outcome = targets[i].Enqueue(message, out var commit);
+            if (commit is not null)
             {
-                var outcome = targets[i].Enqueue(message, out var commit);
-                if (commit is not null)
+                if (committed is null)
                 {
-                    if (committed is null)
-                    {
-                        committed = commit;
-                    }
-                    else
-                    {
-                        (commits ??= [committed]).Add(commit);
-                    }
+                    committed = commit;
                 }
-
-                switch (outcome)
+                else
                 {
-                    case EnqueueOutcome.Accepted:
-                        accepted++;
-                        break;
-                    case EnqueueOutcome.AcceptedFlowBlocked:
-                        accepted++;
-                        flowBlocked = targets[i];
-                        break;
-                    case EnqueueOutcome.Rejected:
-                        rejected++;
-                        break;
+                    (commits ??= [committed]).Add(commit);
                 }
             }
 
-            if (commits is not null)
+            switch (outcome)
             {
-                committed = Task.WhenAll(commits);
+                case EnqueueOutcome.Accepted:
+                    accepted++;
+                    break;
+                case EnqueueOutcome.AcceptedFlowBlocked:
+                    accepted++;
+                    flowBlocked = targets[i];
+                    break;
+                case EnqueueOutcome.RejectedFull:
+                    rejected++;
+                    refusal = PublishRefusal.QueueFull;
+                    break;
+                case EnqueueOutcome.RejectedLowDisk:
+                    rejected++;
+                    refusal = PublishRefusal.LowDisk;
+                    break;
+                case EnqueueOutcome.RejectedStoreBusy:
+                    rejected++;
+                    refusal = PublishRefusal.StoreBusy;
+                    break;
             }
+        }
 
-            var status = rejected > 0 ? RouteStatus.Rejected : accepted > 0 ? RouteStatus.Routed : RouteStatus.Unroutable;
-            return new RouteResult(status, accepted, rejected);
-        }
-        finally
+        if (commits is not null)
         {
-            RouteTargets.Return(targets);
+            committed = Task.WhenAll(commits);
         }
+
+        var status = rejected > 0 ? RouteStatus.Rejected : accepted > 0 ? RouteStatus.Routed : RouteStatus.Unroutable;
+        return new PublishTicket(new RouteResult(status, accepted, rejected), refusal, committed, flowBlocked);
     }
 
     private void AddBuiltIn(Exchange exchange) => _exchanges[exchange.Name] = exchange;

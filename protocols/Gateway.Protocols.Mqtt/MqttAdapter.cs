@@ -31,7 +31,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
 
     // Marks messages the adapter injects, so the publish interceptor lets them through.
     private readonly IDictionary _injected = new Hashtable(0);
-    private readonly MessageRouter _router;
+    private readonly IMessageRouter _router;
     private readonly ILogger<MqttAdapter> _logger;
     private readonly MqttOptions _options;
     private readonly SubscriptionBindings _subscriptions;
@@ -47,7 +47,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     private Task? _shutdown;
 
     public MqttAdapter(
-        MessageRouter router,
+        IMessageRouter router,
         MqttConnectionHandler connectionHandler,
         IOptions<MqttOptions> options,
         ILoggerFactory loggerFactory,
@@ -353,18 +353,18 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
                 await RetainAsync(application.Topic, message, e.CancellationToken);
             }
 
-            var result = _router.Route(message, out var committed, out var flowBlocked);
-            if (result.Status == RouteStatus.Rejected)
+            var ticket = _router.Publish(message);
+            if (ticket.Status == RouteStatus.Rejected)
             {
-                // A full buffer with reject-publish: MQTT 5 says so (0x97 quota exceeded); 3.1.1 has
-                // no way to, so the publisher is not acknowledged and resends after reconnecting.
-                MqttLog.PublishRejected(_logger, application.Topic, e.ClientId);
+                // A full buffer with reject-publish, or the disk: MQTT 5 says so (0x97 quota exceeded);
+                // 3.1.1 has no way to, so the publisher is not acknowledged and resends after reconnecting.
+                MqttLog.PublishRejected(_logger, application.Topic, e.ClientId, ticket.Refusal);
                 Refuse(e, MqttPubAckReasonCode.QuotaExceeded);
                 return;
             }
 
             PublishAcks? waiting = null;
-            if (committed is not null)
+            if (ticket.Committed is { } committed)
             {
                 if (acks is not null)
                 {
@@ -377,12 +377,12 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
                 }
             }
 
-            if (flowBlocked is not null)
+            if (ticket.FlowBlocked)
             {
-                await flowBlocked.WaitForFlowAsync(e.CancellationToken); // stop reading this connection
+                await ticket.WaitForFlowAsync(e.CancellationToken); // stop reading this connection
             }
 
-            e.Response.ReasonCode = result.Status == RouteStatus.Unroutable ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success;
+            e.Response.ReasonCode = ticket.Status == RouteStatus.Unroutable ? MqttPubAckReasonCode.NoMatchingSubscribers : MqttPubAckReasonCode.Success;
             waiting?.Released();
         }
         catch (OperationCanceledException) when (e.CancellationToken.IsCancellationRequested)

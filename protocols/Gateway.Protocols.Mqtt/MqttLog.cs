@@ -32,8 +32,8 @@ internal static partial class MqttLog
     [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Loaded {Count} retained messages from the store")]
     public static partial void RetainedLoaded(ILogger logger, int count);
 
-    [LoggerMessage(EventId = 1009, Level = LogLevel.Debug, Message = "Publish to '{Topic}' from client {ClientId} refused: a queue it routes to is full (reject-publish)")]
-    public static partial void PublishRejected(ILogger logger, string topic, string clientId);
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Debug, Message = "Publish to '{Topic}' from client {ClientId} refused by a queue it routes to: {Refusal}")]
+    public static partial void PublishRejected(ILogger logger, string topic, string clientId, Gateway.Routing.PublishRefusal refusal);
 
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "A publish from MQTT client {ClientId} could not be stored; it is not acknowledged")]
     public static partial void CommitFailed(ILogger logger, string clientId, Exception exception);

@@ -8,7 +8,7 @@ namespace Gateway.Protocols.Mqtt;
 /// Keeps one <c>amq.topic</c> binding per distinct MQTT topic filter, counted across sessions:
 /// bound when the first session subscribes, unbound when the last one goes.
 /// </summary>
-internal sealed class SubscriptionBindings(MessageRouter router, ILogger logger)
+internal sealed class SubscriptionBindings(IMessageRouter router, ILogger logger)
 {
     private readonly Lock _sync = new();
     private readonly Dictionary<string, HashSet<string>> _byClient = new(StringComparer.Ordinal);
