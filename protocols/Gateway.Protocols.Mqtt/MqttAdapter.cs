@@ -38,6 +38,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     private readonly IRetainedMessageStore? _retainedStore;
     private readonly CancellationTokenSource _stopping = new();
     private readonly MqttMetrics? _metrics;
+    private readonly RetainedMetrics? _retainedMetrics;
     private QueueConsumer? _consumer;
     private Task _pump = Task.CompletedTask;
     private Task? _shutdown;
@@ -55,6 +56,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         _retainedStore = retainedStore;
         _logger = loggerFactory.CreateLogger<MqttAdapter>();
         _options = options.Value;
+        RetainedBudget = new RetainedBudget(_options.MaxRetainedMessages, _options.MaxRetainedBytes);
         var serverOptions = new MqttServerOptionsBuilder()
             .WithPersistentSessions()
             .WithMaxPendingMessagesPerClient(_options.MaxPendingMessagesPerClient)
@@ -81,6 +83,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
             return Task.CompletedTask;
         };
         _metrics = meters is null ? null : new MqttMetrics(meters, this);
+        _retainedMetrics = meters is null ? null : new RetainedMetrics(meters, this);
 
         // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
         // wait for long-lived connections.
@@ -117,6 +120,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         Server.Dispose();
         _stopping.Dispose();
         _metrics?.Dispose();
+        _retainedMetrics?.Dispose();
     }
 
     private async Task ShutdownAsync()
@@ -159,49 +163,6 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
             {
                 DefaultClientDisconnectOptions = new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.ServerShuttingDown },
             });
-        }
-    }
-
-    /// <summary>
-    /// Makes <paramref name="message"/> the retained message of the MQTT topic (an empty body
-    /// clears it), as a retained publish by an MQTT client does: kept even when nobody is
-    /// subscribed right now, and on disk when this returns, so the publisher may be acknowledged.
-    /// </summary>
-    public async Task RetainAsync(string topic, GatewayMessage message, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(message);
-        await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
-        if (_retainedStore is not null)
-        {
-            await _retainedStore.SetRetainedAsync(topic, message.Body.IsEmpty ? null : message, cancellationToken);
-        }
-    }
-
-    private async Task OnLoadingRetainedMessagesAsync(LoadingRetainedMessagesEventArgs e)
-    {
-        if (_retainedStore is null)
-        {
-            return;
-        }
-
-        foreach (var (_, message) in await _retainedStore.LoadRetainedAsync(CancellationToken.None))
-        {
-            e.LoadedRetainedMessages.Add(MqttMessageMapper.ToMqtt(message));
-        }
-
-        MqttLog.RetainedLoaded(_logger, e.LoadedRetainedMessages.Count);
-    }
-
-    private async Task OnRetainedMessagesClearedAsync(EventArgs e)
-    {
-        if (_retainedStore is null)
-        {
-            return;
-        }
-
-        foreach (var (topic, _) in await _retainedStore.LoadRetainedAsync(CancellationToken.None))
-        {
-            await _retainedStore.SetRetainedAsync(topic, null, CancellationToken.None);
         }
     }
 
@@ -327,9 +288,9 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         try
         {
             var message = MqttMessageMapper.ToGateway(application, e.ClientId, e.UserName);
-            if (application.Retain)
+            if (application.Retain && !await RetainPublishAsync(e, message))
             {
-                await RetainAsync(application.Topic, message, e.CancellationToken);
+                return;
             }
 
             var result = _router.Route(message, out var committed, out var flowBlocked);
