@@ -38,7 +38,7 @@ public sealed partial class LiteDbMessageStore
             bytes += operation.WriteBytes;
         }
 
-        if (bytes == 0 && !_log.HasChanges)
+        if (!_options.ReserveSpace || (bytes == 0 && !_log.HasChanges))
         {
             return; // reads only
         }
