@@ -1,5 +1,6 @@
 using Gateway.Mqtt;
 using Gateway.Routing;
+using Microsoft.Extensions.Logging;
 using MQTTnet.Protocol;
 using MQTTnet.Server;
 
@@ -101,10 +102,22 @@ public sealed partial class MqttAdapter
             return true;
         }
 
-        MqttLog.RetainedRefused(_logger, topic.Length > 256 ? topic[..256] + "…" : topic, e.ClientId, Describe(refusal));
+        if (RetainedBudget.StartsRefusing())
+        {
+            MqttLog.RetainedLimitReached(_logger, Shorten(topic), e.ClientId, Describe(refusal)); // then each one at debug level
+        }
+        else if (_logger.IsEnabled(LogLevel.Debug))
+        {
+            var shown = Shorten(topic);
+            var reason = Describe(refusal);
+            MqttLog.RetainedRefused(_logger, shown, e.ClientId, reason);
+        }
+
         Refuse(e, MqttPubAckReasonCode.QuotaExceeded);
         return false;
     }
+
+    private static string Shorten(string topic) => topic.Length > 256 ? topic[..256] + "…" : topic;
 
     private string Describe(RetainedRefusal refusal) => refusal switch
     {

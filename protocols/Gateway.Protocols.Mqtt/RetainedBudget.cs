@@ -26,6 +26,7 @@ internal sealed class RetainedBudget(long maxMessages, long maxBytes)
     private long _bytes;
     private long _refusedMessages;
     private long _refusedBytes;
+    private int _refusing; // 1 from a refusal until a retained message fits again
 
     /// <summary>What a reservation replaced, so a failed write can put it back.</summary>
     public readonly record struct Reservation(string Topic, long Previous, bool HadPrevious);
@@ -84,9 +85,13 @@ internal sealed class RetainedBudget(long maxMessages, long maxBytes)
 
             _sizes[topic] = size;
             _bytes += size - previous;
+            _refusing = 0;
             return RetainedRefusal.None;
         }
     }
+
+    /// <summary>True for the first refusal since a retained message last fitted (said once, loudly).</summary>
+    public bool StartsRefusing() => Interlocked.Exchange(ref _refusing, 1) == 0;
 
     /// <summary>Puts back what <paramref name="reservation"/> replaced (its write failed).</summary>
     public void Undo(Reservation reservation)
