@@ -170,7 +170,7 @@ public sealed partial class LiteDbMessageStore
         _reopenedAt = _time.GetTimestamp();
         if (_unavailable is null)
         {
-            CloseDatabase();
+            CloseDatabase(failed: true);
         }
 
         try
@@ -207,10 +207,15 @@ public sealed partial class LiteDbMessageStore
         }
     }
 
-    // Closes the database and the log file; a broken engine may throw while closing (it writes
-    // what it holds): the files are closed either way.
-    private void CloseDatabase()
+    // Closes the database and the log file; a failed engine may throw while closing (it writes
+    // what it holds).
+    private void CloseDatabase(bool failed)
     {
+        if (_database is null)
+        {
+            return; // closed after a failed write and not reopened since
+        }
+
         try
         {
             _database.Dispose();
@@ -223,6 +228,10 @@ public sealed partial class LiteDbMessageStore
         }
 
         _logFile.Dispose();
+        if (!failed)
+        {
+            return;
+        }
 
         // LiteDB 5.0.21's transactions have finalizers that discard their pages, and a failed
         // engine's throw there (on the finalizer thread, which ends the process): a closed failed

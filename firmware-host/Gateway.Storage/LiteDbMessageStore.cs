@@ -260,7 +260,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
 
         _log.Dispose();
-        CloseDatabase();
+        CloseDatabase(failed: false);
         _lock.Dispose();
     }
 
