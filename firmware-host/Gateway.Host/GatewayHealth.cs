@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Gateway.Protocols;
 using Gateway.Protocols.Mqtt;
 using Gateway.Routing;
+using Gateway.Storage;
 using Microsoft.Extensions.Options;
 
 namespace Gateway.Host;
@@ -10,14 +11,18 @@ namespace Gateway.Host;
 /// <summary>
 /// Whether the gateway is actually working: the router routes, the data directory takes
 /// writes, the MQTT adapter runs and its listener accepts connections. Backs /healthz and the
-/// systemd watchdog, so a wedged process stops feeding the watchdog and gets restarted.
+/// systemd watchdog, so a wedged process stops feeding the watchdog and gets restarted. Also
+/// reports what a restart would not cure (alerts): free disk under the reserve, the store failing
+/// to write, retained messages that could not be loaded. They make /healthz answer 503 but keep
+/// the watchdog fed.
 /// </summary>
 public sealed class GatewayHealth(
     IMessageRouter router,
     MqttAdapter mqtt,
     GatewayEndpoints endpoints,
     IOptions<StorageOptions> storage,
-    IOptions<MqttOptions> mqttOptions)
+    IOptions<MqttOptions> mqttOptions,
+    LiteDbMessageStore store)
 {
     private const string ProbeQueue = "gateway.health";
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(2);
@@ -28,7 +33,28 @@ public sealed class GatewayHealth(
         CheckRouter(problems);
         CheckDataDirectory(problems);
         await CheckMqttAsync(problems, cancellationToken);
-        return new HealthReport(problems);
+        return new HealthReport(problems, CheckAlerts());
+    }
+
+    private List<string> CheckAlerts()
+    {
+        var alerts = new List<string>();
+        if (store.LowOnDisk)
+        {
+            alerts.Add($"storage: free disk under the Storage:MinFreeMegabytes reserve ({storage.Value.MinFreeMegabytes} MB); messages for durable queues are refused");
+        }
+
+        if (store.WriteFailure is { } failure)
+        {
+            alerts.Add("storage: writes are failing: " + failure);
+        }
+
+        if (mqtt.RetainedLoadFailure is { } retained)
+        {
+            alerts.Add("mqtt: retained messages not loaded: " + retained);
+        }
+
+        return alerts;
     }
 
     private void CheckRouter(List<string> problems)
@@ -98,10 +124,17 @@ public sealed class GatewayHealth(
     };
 }
 
-/// <summary>The outcome of one health check: healthy when nothing is wrong.</summary>
-public sealed record HealthReport(IReadOnlyList<string> Problems)
+/// <summary>
+/// The outcome of one health check: healthy when nothing is wrong. <paramref name="Problems"/>
+/// mean the process does not work (a restart may help); <paramref name="Alerts"/> are conditions
+/// it works through, that need an operator (a full disk).
+/// </summary>
+public sealed record HealthReport(IReadOnlyList<string> Problems, IReadOnlyList<string> Alerts)
 {
-    public bool Healthy => Problems.Count == 0;
+    public bool Healthy => Problems.Count == 0 && Alerts.Count == 0;
 
-    public override string ToString() => Healthy ? "healthy" : string.Join("; ", Problems);
+    /// <summary>No problems (alerts aside): the systemd watchdog is fed.</summary>
+    public bool Working => Problems.Count == 0;
+
+    public override string ToString() => Healthy ? "healthy" : string.Join("; ", Problems.Concat(Alerts));
 }

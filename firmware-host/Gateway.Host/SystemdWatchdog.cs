@@ -8,7 +8,8 @@ namespace Gateway.Host;
 /// manager in a container, a notify proxy) this service sends them itself.
 /// It also feeds the systemd watchdog (<c>WatchdogSec=</c> in the unit, <c>WATCHDOG_USEC</c> in the
 /// environment) at half its interval, but only while <see cref="GatewayHealth"/> says the
-/// gateway works. Health changes are reported as <c>STATUS=</c> lines, shown by
+/// gateway works (alerts such as a full disk, which a restart does not cure, keep it fed).
+/// Health changes are reported as <c>STATUS=</c> lines, shown by
 /// <c>systemctl status gateway</c>. https://www.freedesktop.org/software/systemd/man/sd_notify.html
 /// </summary>
 internal sealed class SystemdWatchdog(
@@ -56,9 +57,9 @@ internal sealed class SystemdWatchdog(
                 wasHealthy = report.Healthy;
             }
 
-            if (report.Healthy)
+            if (report.Working)
             {
-                notifier.Notify(new ServiceState("WATCHDOG=1"));
+                notifier.Notify(new ServiceState("WATCHDOG=1")); // alerts (a full disk) are not cured by a restart
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));

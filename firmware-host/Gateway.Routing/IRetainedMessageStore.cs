@@ -2,12 +2,16 @@ namespace Gateway.Routing;
 
 /// <summary>
 /// Durable last-value-per-topic storage for retained messages (MQTT retain), keyed by the
-/// protocol's topic. Implemented by the message store.
+/// protocol's topic (any length the protocol allows). Implemented by the message store.
 /// </summary>
 public interface IRetainedMessageStore
 {
     /// <summary>Stores (or, with null, deletes) the retained message for a topic; completes once it is on disk.</summary>
     ValueTask SetRetainedAsync(string topic, GatewayMessage? message, CancellationToken cancellationToken);
 
-    ValueTask<IReadOnlyList<KeyValuePair<string, GatewayMessage>>> LoadRetainedAsync(CancellationToken cancellationToken);
+    /// <summary>Every retained message with its topic, read a batch at a time (memory for one batch, however many there are).</summary>
+    IAsyncEnumerable<KeyValuePair<string, GatewayMessage>> ReadRetainedAsync(CancellationToken cancellationToken);
+
+    /// <summary>Deletes every retained message; completes once that is on disk.</summary>
+    ValueTask ClearRetainedAsync(CancellationToken cancellationToken);
 }

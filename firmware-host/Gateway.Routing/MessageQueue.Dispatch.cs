@@ -25,9 +25,9 @@ public sealed partial class MessageQueue
             }
 
             ExpireHeadLocked(now, ref dead);
-            if (WindowCountLocked == 0)
+            if (WindowCountLocked == 0 || !IsCommittedLocked(PeekHeadLocked().Seq))
             {
-                break;
+                break; // a message leaves a durable queue only once it is on disk
             }
 
             var entry = DequeueHeadLocked();

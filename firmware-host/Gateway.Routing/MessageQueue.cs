@@ -171,6 +171,11 @@ public sealed partial class MessageQueue
             {
                 var entry = new QueueEntry(_nextSeq++, message, now, ExpiryFor(message, now), Redelivered: false);
                 _expiring |= entry.ExpiresAt != QueueEntry.Never;
+                if (committed is not null)
+                {
+                    TrackCommitLocked(entry.Seq, committed, message.Body.Length);
+                }
+
                 if (KeepInWindowLocked(entry))
                 {
                     _ready.Push(entry);

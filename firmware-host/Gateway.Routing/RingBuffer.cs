@@ -47,6 +47,22 @@ internal sealed class RingBuffer<T>
         return item;
     }
 
+    /// <summary>Removes the element <paramref name="index"/> places from the head (moves the ones after it).</summary>
+    public void RemoveAt(int index)
+    {
+        for (var i = index; i < _count - 1; i++)
+        {
+            _items[(_head + i) % _items.Length] = _items[(_head + i + 1) % _items.Length];
+        }
+
+        _items[(_head + _count - 1) % _items.Length] = default!;
+        _count--;
+        if (_count == 0)
+        {
+            _head = 0;
+        }
+    }
+
     public void Clear()
     {
         _items = new T[MinCapacity];

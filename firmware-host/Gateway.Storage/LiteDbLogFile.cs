@@ -20,13 +20,20 @@ internal sealed partial class LiteDbLogFile : IDisposable
     private const int ConfirmedFlag = 18; // offset of a page header's "transaction confirmed" byte
     private const int BlankHeader = 16; // LiteDB skips a log page whose first 16 bytes are zero
 
+    private const int KeepSize = 1; // FALLOC_FL_KEEP_SIZE
+    private const int NoSpace = 28; // ENOSPC
+    private const int NotSupported = 95; // EOPNOTSUPP
+
     private readonly FileStream _stream;
+    private readonly FileStream? _data; // the data file, held to reserve room for checkpoints
     private readonly long _checkpointBytes;
     private long _syncedLength;
+    private bool _cannotReserve; // the file system has no fallocate: writes find out for themselves
 
-    private LiteDbLogFile(FileStream stream, long checkpointBytes)
+    private LiteDbLogFile(FileStream stream, FileStream? data, long checkpointBytes)
     {
         _stream = stream;
+        _data = data;
         _checkpointBytes = checkpointBytes;
     }
 
@@ -40,8 +47,81 @@ internal sealed partial class LiteDbLogFile : IDisposable
         Path.Combine(Path.GetDirectoryName(dataFile)!, Path.GetFileNameWithoutExtension(dataFile) + "-log" + Path.GetExtension(dataFile));
 
     /// <summary>Opens (creating it when missing) the log of <paramref name="dataFile"/>, which LiteDB has just opened.</summary>
-    public static LiteDbLogFile Open(string dataFile, long checkpointBytes) =>
-        new(new FileStream(PathOf(dataFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0), checkpointBytes);
+    public static LiteDbLogFile Open(string dataFile, long checkpointBytes)
+    {
+        var log = new FileStream(PathOf(dataFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0);
+        try
+        {
+            var data = OperatingSystem.IsLinux() ? new FileStream(dataFile, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete, bufferSize: 0) : null;
+            return new LiteDbLogFile(log, data, checkpointBytes);
+        }
+        catch
+        {
+            log.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Makes sure the next <paramref name="bytes"/> LiteDB appends to the log have disk blocks
+    /// (fallocate beyond its end, keeping its size), or throws <see cref="StoreFullException"/>
+    /// before LiteDB writes anything. LiteDB 5.0.21 does not survive a write that fails for
+    /// space: the transaction it cannot roll back leaves pages it can neither write nor discard,
+    /// so a full disk must be found out here, while nothing is half written.
+    /// </summary>
+    public void Reserve(long bytes)
+    {
+        if (_cannotReserve || !OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        Allocate(_stream, _stream.Length, bytes);
+    }
+
+    /// <summary>
+    /// Reserves room in the data file for a checkpoint (at most the log's length); false when the
+    /// disk has none: the checkpoint waits (the log keeps every group meanwhile).
+    /// </summary>
+    public bool TryReserveCheckpoint()
+    {
+        if (_cannotReserve || _data is null)
+        {
+            return true;
+        }
+
+        try
+        {
+            Allocate(_data, _data.Length, _stream.Length + PageSize);
+            return true;
+        }
+        catch (StoreFullException)
+        {
+            return false;
+        }
+    }
+
+    private void Allocate(FileStream file, long offset, long length)
+    {
+        if (FAllocate(file.SafeFileHandle, KeepSize, offset, length) == 0)
+        {
+            return;
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno == NoSpace)
+        {
+            throw new StoreFullException($"No space left on device for the next {length} bytes of {file.Name}");
+        }
+
+        if (errno == NotSupported)
+        {
+            _cannotReserve = true;
+            return;
+        }
+
+        throw new IOException($"Cannot reserve {length} bytes of {file.Name} (errno {errno})");
+    }
 
     /// <summary>
     /// Makes the directory entries of the data file and the log durable: LiteDB deletes an empty
@@ -96,7 +176,11 @@ internal sealed partial class LiteDbLogFile : IDisposable
         Sync();
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _data?.Dispose();
+    }
 
     /// <summary>
     /// Before LiteDB opens the file: a power cut while a group was being written can leave that
@@ -147,9 +231,15 @@ internal sealed partial class LiteDbLogFile : IDisposable
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int OpenDirectory(string path, int flags);
 
+    [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
+    private static partial int FAllocate(Microsoft.Win32.SafeHandles.SafeFileHandle fd, int mode, long offset, long length);
+
     [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
     private static partial int FSync(int fd);
 
     [LibraryImport("libc", EntryPoint = "close")]
     private static partial int Close(int fd);
 }
+
+/// <summary>The disk has no room for the next write; nothing of it was written.</summary>
+public sealed class StoreFullException(string message) : IOException(message);

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Threading.Channels;
 using Gateway.Routing;
 using LiteDB;
@@ -35,7 +36,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     private readonly ILogger _logger;
     private readonly SegmentLog _log; // writer thread only
     private readonly StoreLock _lock;
-    private readonly LiteDbLogFile _logFile;
+    private LiteDbLogFile _logFile;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, QueueLogInfo> _atOpen = new(StringComparer.Ordinal);
     private readonly Thread _writer;
     // Ends the writer's wait for more appends. It blocks at once rather than spinning first: the
@@ -224,12 +225,6 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     public async ValueTask SyncRemovalsAsync(CancellationToken cancellationToken) =>
         await SubmitAsync(new SyncRemovalsOperation(), cancellationToken);
 
-    public ValueTask SetRetainedAsync(string topic, GatewayMessage? message, CancellationToken cancellationToken) =>
-        new(SubmitAsync(new SetRetainedOperation(topic, message), cancellationToken).AsTask());
-
-    public ValueTask<IReadOnlyList<KeyValuePair<string, GatewayMessage>>> LoadRetainedAsync(CancellationToken cancellationToken) =>
-        SubmitAsync(new LoadRetainedOperation(), cancellationToken);
-
     /// <summary>How many messages a queue holds.</summary>
     public ValueTask<long> CountAsync(string queue, CancellationToken cancellationToken) =>
         SubmitAsync(new CountOperation(queue), cancellationToken);
@@ -248,6 +243,11 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         await _stopped.Task;
         try
         {
+            if (_unavailable is not null)
+            {
+                throw new IOException("The store could not be reopened", _unavailable);
+            }
+
             _database.BeginTrans();
             _log.Persist(); // removals still deferred
             _database.Commit();
@@ -260,8 +260,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         }
 
         _log.Dispose();
-        _database.Dispose();
-        _logFile.Dispose();
+        CloseDatabase(failed: false);
         _lock.Dispose();
     }
 
@@ -280,6 +279,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
     // the writer's queue is full they wait for room on their own.
     private void Post(StoreOperation operation)
     {
+        operation.Detached = true;
         if (!_operations.Writer.TryWrite(operation))
         {
             _ = PostLaterAsync(operation);
@@ -319,7 +319,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
                     group.Add(operation);
                 }
 
-                RunGroup(group);
+                RunGroupSafely(group);
             }
         }
         finally
@@ -360,9 +360,46 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
 
     private void RunGroup(List<StoreOperation> group)
     {
-        bool writes = false, needsFlush = false, deferred;
+        if (!EnsureOpen(group))
+        {
+            return;
+        }
+
+        if (TryWrite(group, out var deferred, out var failure))
+        {
+            Completed(group, deferred);
+            return;
+        }
+
+        if (failure is StoreFullException)
+        {
+            DiskFull(group, failure); // nothing was written: nothing to undo
+            return;
+        }
+
+        // One operation's failure must not fail the others: the group is rolled back and each
+        // operation tried again in a transaction of its own, so only the culprit fails.
+        StoreLog.GroupFailed(_logger, group.Count, failure);
+        Recover(failure);
+        if (group.Count == 1)
+        {
+            group[0].Fail(failure);
+            return;
+        }
+
+        RunEach(group);
+    }
+
+    // Applies the group in one transaction, commits it and makes it durable; false (everything
+    // rolled back by the caller) when any of it failed.
+    private bool TryWrite(List<StoreOperation> group, out bool deferred, [NotNullWhen(false)] out Exception? failure)
+    {
+        bool writes = false, needsFlush = false;
+        deferred = false;
+        failure = null;
         try
         {
+            ReserveFor(group);
             _database.BeginTrans();
             foreach (var operation in group)
             {
@@ -375,44 +412,46 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
             if (deferred)
             {
                 _database.Rollback(); // nothing was written
+                return true;
             }
-            else
+
+            _log.Persist();
+            ForgetDeferredRemovals();
+            if (writes && _time.GetElapsedTime(_clockSavedAt) >= ClockSaveMinInterval)
             {
-                _log.Persist();
-                ForgetDeferredRemovals();
-                if (writes && _time.GetElapsedTime(_clockSavedAt) >= ClockSaveMinInterval)
-                {
-                    SaveClock(); // at most once a second: a crash loses under a second of message age
-                }
-
-                _database.Commit();
-                if (needsFlush && _options.Durability == StoreDurability.Durable)
-                {
-                    _logFile.Sync();
-                }
-
-                if (_logFile.IsFull)
-                {
-                    Checkpoint();
-                }
+                SaveClock(); // at most once a second: a crash loses under a second of message age
             }
+
+            _database.Commit();
+            if (needsFlush && _options.Durability == StoreDurability.Durable)
+            {
+                _logFile.Sync();
+            }
+
+            if (_logFile.IsFull && _logFile.TryReserveCheckpoint())
+            {
+                Checkpoint();
+            }
+
+            if (writes && WriteFailure is not null)
+            {
+                WriteFailure = null;
+                StoreLog.WritesRecovered(_logger, Path);
+            }
+
+            return true;
         }
 #pragma warning disable CA1031 // Whatever LiteDB throws fails this group's callers; the writer thread must live on.
         catch (Exception ex)
 #pragma warning restore CA1031
         {
-            StoreLog.GroupFailed(_logger, group.Count, ex);
-            TryRollback();
-            ForgetDeferredRemovals(); // Reload reads them back as they are on disk
-            foreach (var operation in group)
-            {
-                operation.Fail(ex);
-            }
-
-            _log.Reload();
-            return;
+            failure = ex;
+            return false;
         }
+    }
 
+    private void Completed(List<StoreOperation> group, bool deferred)
+    {
         if (!deferred)
         {
             Interlocked.Increment(ref _groups);
@@ -500,9 +539,10 @@ public sealed partial class LiteDbMessageStore : IMessageStore, IRetainedMessage
         {
             _database.Rollback();
         }
-        catch (Exception ex) when (ex is LiteException or IOException or InvalidOperationException)
+#pragma warning disable CA1031 // The transaction is gone either way (a failed engine may throw anything here).
+        catch (Exception)
+#pragma warning restore CA1031
         {
-            // The transaction is gone either way.
         }
     }
 

@@ -52,6 +52,9 @@ internal sealed class SegmentLog : IDisposable
     /// <summary>Something changed since the last <see cref="Persist"/>.</summary>
     public bool HasChanges => _dirty.Count > 0;
 
+    /// <summary>Segments changed since the last <see cref="Persist"/>.</summary>
+    public int DirtyCount => _dirty.Count;
+
     private ILiteCollection<BsonDocument> Headers => _database.GetCollection(SegmentDocuments.Headers);
 
     private ILiteCollection<BsonDocument> Records => _database.GetCollection(SegmentDocuments.Records);
@@ -457,6 +460,9 @@ internal sealed class SegmentLog : IDisposable
         ReleasePending();
         _scratch.Dispose();
     }
+
+    /// <summary>The database was closed: nothing refers to it until <see cref="Load(LiteDatabase)"/> gets the next one.</summary>
+    public void Detach() => _database = null!;
 
     /// <summary>After a failed group: forget what it did and read the headers again.</summary>
     public void Reload()

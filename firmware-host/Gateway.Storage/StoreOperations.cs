@@ -1,5 +1,4 @@
 using Gateway.Routing;
-using LiteDB;
 
 namespace Gateway.Storage;
 
@@ -17,9 +16,21 @@ public sealed partial class LiteDbMessageStore
         MustFlush,
     }
 
+    /// <summary>LiteDB's page: what a write touching one document may cost at least.</summary>
+    private const int PageSize = 8192;
+
     /// <summary>One request to the writer thread; applied inside the group's transaction.</summary>
     private abstract class StoreOperation
     {
+        /// <summary>Nobody waits for it (a removal): a failure is logged with its group, never thrown at anyone.</summary>
+        public bool Detached { get; set; }
+
+        /// <summary>
+        /// At most how many bytes applying it may have LiteDB write (reserved before the group
+        /// starts, see <see cref="LiteDbLogFile.Reserve"/>); zero for operations that only read.
+        /// </summary>
+        public virtual long WriteBytes => PageSize;
+
         public abstract StoreEffect Apply(LiteDbMessageStore store);
 
         public abstract void Complete();
@@ -36,7 +47,17 @@ public sealed partial class LiteDbMessageStore
 
         public override void Complete() => _completion.TrySetResult(_result);
 
-        public override void Fail(Exception exception) => _completion.TrySetException(exception);
+        public override void Fail(Exception exception)
+        {
+            if (Detached)
+            {
+                _completion.TrySetResult(default!); // a lost removal only means a redelivery
+            }
+            else
+            {
+                _completion.TrySetException(exception);
+            }
+        }
 
         protected void SetResult(T result) => _result = result;
     }
@@ -44,6 +65,8 @@ public sealed partial class LiteDbMessageStore
     // With no offset the store picks the next one of the queue's log.
     private sealed class AppendOperation(string queue, long? offset, GatewayMessage message, TimeSpan enqueuedAt) : StoreOperation<long>
     {
+        public override long WriteBytes => message.Body.Length + 512L;
+
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
             SetResult(store._log.Append(queue, offset, message, enqueuedAt));
@@ -53,6 +76,8 @@ public sealed partial class LiteDbMessageStore
 
     private sealed class ReadOperation(string queue, long fromOffset, long toOffset, int max) : StoreOperation<IReadOnlyList<StoredMessage>>
     {
+        public override long WriteBytes => 0; // appends of its group are written first: their bytes count
+
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
             SetResult(store._log.Read(queue, fromOffset, toOffset, max));
@@ -101,45 +126,11 @@ public sealed partial class LiteDbMessageStore
 
     private sealed class CountOperation(string queue) : StoreOperation<long>
     {
+        public override long WriteBytes => 0;
+
         public override StoreEffect Apply(LiteDbMessageStore store)
         {
             SetResult(store._log.Count(queue));
-            return StoreEffect.None;
-        }
-    }
-
-    private ILiteCollection<BsonDocument> Retained => _database.GetCollection(MessageDocument.RetainedCollection);
-
-    private sealed class SetRetainedOperation(string topic, GatewayMessage? message) : StoreOperation<bool>
-    {
-        public override StoreEffect Apply(LiteDbMessageStore store)
-        {
-            if (message is null)
-            {
-                SetResult(store.Retained.Delete(topic));
-            }
-            else
-            {
-                var document = MessageDocument.ToDocument(string.Empty, 0, message, TimeSpan.Zero);
-                document["_id"] = topic;
-                SetResult(store.Retained.Upsert(document));
-            }
-
-            return StoreEffect.MustFlush;
-        }
-    }
-
-    private sealed class LoadRetainedOperation : StoreOperation<IReadOnlyList<KeyValuePair<string, GatewayMessage>>>
-    {
-        public override StoreEffect Apply(LiteDbMessageStore store)
-        {
-            var retained = new List<KeyValuePair<string, GatewayMessage>>();
-            foreach (var document in store.Retained.FindAll())
-            {
-                retained.Add(new(document["_id"].AsString, MessageDocument.ToMessage(document)));
-            }
-
-            SetResult(retained);
             return StoreEffect.None;
         }
     }

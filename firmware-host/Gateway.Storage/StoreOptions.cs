@@ -53,6 +53,13 @@ public sealed record class StoreOptions
     /// <summary>The clock the store's running time (message ages) is measured on.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>
+    /// Reserve disk blocks for each group before LiteDB writes it (see <see cref="LiteDbLogFile.Reserve"/>);
+    /// without it (as on a file system without fallocate) a full disk fails LiteDB's own write
+    /// and the store recovers by reopening the database.
+    /// </summary>
+    internal bool ReserveSpace { get; init; } = true;
+
     /// <summary>Called as a recovery of a damaged file passes each step; tests stop it there.</summary>
     internal Action<StoreRecovery.RecoveryStep>? RecoveryStepReached { get; init; }
 

@@ -80,6 +80,14 @@ internal static class StoreRecovery
         }
     }
 
+    /// <summary>
+    /// Opens the file again after the store closed it because a write failed. LiteDB reads back
+    /// every confirmed group from the log and skips what the failed one left unconfirmed; the
+    /// log has no hole to cut (that is a power cut's doing), and the failed engine may still hold
+    /// it open, so it is not opened exclusively to look.
+    /// </summary>
+    public static (LiteDatabase Database, LiteDbLogFile LogFile) Reopen(string path, long checkpointBytes) => Open(path, checkpointBytes);
+
     // gateway.db -> gateway.recovering.db (its log: gateway.recovering-log.db).
     private static string StagingPath(string path, string stage) =>
         Path.Combine(Path.GetDirectoryName(path)!, $"{Path.GetFileNameWithoutExtension(path)}.{stage}{Path.GetExtension(path)}");

@@ -40,6 +40,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     private readonly IRetainedMessageStore? _retainedStore;
     private readonly CancellationTokenSource _stopping = new();
     private readonly MqttMetrics? _metrics;
+    private readonly RetainedMetrics? _retainedMetrics;
     private QueueConsumer? _consumer;
     private Task _pump = Task.CompletedTask;
     private Task _reconcile = Task.CompletedTask;
@@ -62,6 +63,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         _options = options.Value;
         _memory = new SessionMemory(memoryBudget);
         _flow = new SubscriberFlow(_memory, Counters, _logger);
+        RetainedBudget = new RetainedBudget(_options.MaxRetainedMessages, _options.MaxRetainedBytes);
         var serverOptions = new MqttServerOptionsBuilder()
             .WithPersistentSessions()
             .WithMaxPendingMessagesPerClient(_options.MaxPendingMessagesPerClient)
@@ -89,6 +91,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         Server.InterceptingInboundPacketAsync += PublishAcks.OnInboundPacketAsync;
         Server.QueuedApplicationMessageOverwrittenAsync += _flow.OnOverwrittenAsync;
         _metrics = meters is null ? null : new MqttMetrics(meters, this);
+        _retainedMetrics = meters is null ? null : new RetainedMetrics(meters, this);
 
         // Disconnect MQTT clients as soon as shutdown starts, so Kestrel's graceful stop does not
         // wait for long-lived connections.
@@ -128,6 +131,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         Server.Dispose();
         _stopping.Dispose();
         _metrics?.Dispose();
+        _retainedMetrics?.Dispose();
     }
 
     private async Task ShutdownAsync()
@@ -172,49 +176,6 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
             {
                 DefaultClientDisconnectOptions = new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.ServerShuttingDown },
             });
-        }
-    }
-
-    /// <summary>
-    /// Makes <paramref name="message"/> the retained message of the MQTT topic (an empty body
-    /// clears it), as a retained publish by an MQTT client does: kept even when nobody is
-    /// subscribed right now, and on disk when this returns, so the publisher may be acknowledged.
-    /// </summary>
-    public async Task RetainAsync(string topic, GatewayMessage message, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(message);
-        await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
-        if (_retainedStore is not null)
-        {
-            await _retainedStore.SetRetainedAsync(topic, message.Body.IsEmpty ? null : message, cancellationToken);
-        }
-    }
-
-    private async Task OnLoadingRetainedMessagesAsync(LoadingRetainedMessagesEventArgs e)
-    {
-        if (_retainedStore is null)
-        {
-            return;
-        }
-
-        foreach (var (_, message) in await _retainedStore.LoadRetainedAsync(CancellationToken.None))
-        {
-            e.LoadedRetainedMessages.Add(MqttMessageMapper.ToMqtt(message));
-        }
-
-        MqttLog.RetainedLoaded(_logger, e.LoadedRetainedMessages.Count);
-    }
-
-    private async Task OnRetainedMessagesClearedAsync(EventArgs e)
-    {
-        if (_retainedStore is null)
-        {
-            return;
-        }
-
-        foreach (var (topic, _) in await _retainedStore.LoadRetainedAsync(CancellationToken.None))
-        {
-            await _retainedStore.SetRetainedAsync(topic, null, CancellationToken.None);
         }
     }
 
@@ -348,9 +309,9 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
             }
 
             var message = MqttMessageMapper.ToGateway(application, e.ClientId, e.UserName);
-            if (application.Retain)
+            if (application.Retain && !await RetainPublishAsync(e, message))
             {
-                await RetainAsync(application.Topic, message, e.CancellationToken);
+                return;
             }
 
             var ticket = _router.Publish(message);

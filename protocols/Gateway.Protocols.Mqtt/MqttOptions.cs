@@ -30,6 +30,21 @@ public sealed class MqttOptions
     /// <summary>Messages queued per client before the oldest are dropped (slow or offline persistent sessions).</summary>
     [Range(1, 10_000_000, ErrorMessage = "Mqtt:MaxPendingMessagesPerClient must be between 1 and 10000000")]
     public int MaxPendingMessagesPerClient { get; set; } = 100_000;
+
+    /// <summary>
+    /// Retained messages kept (MQTTnet holds every one in memory): a retained publish for a new
+    /// topic beyond it is refused (MQTT 5: PUBACK 0x97). Clearing a topic is always accepted.
+    /// </summary>
+    [Range(0, 10_000_000, ErrorMessage = "Mqtt:MaxRetainedMessages must be between 0 and 10000000")]
+    public int MaxRetainedMessages { get; set; } = 100_000;
+
+    /// <summary>
+    /// Payload and topic bytes of all retained messages together; a retained publish that would
+    /// take the total beyond it is refused (MQTT 5: PUBACK 0x97). The default leaves most of the
+    /// shipped build's 256 MB heap to everything else.
+    /// </summary>
+    [Range(0, long.MaxValue, ErrorMessage = "Mqtt:MaxRetainedBytes must be 0 or more")]
+    public long MaxRetainedBytes { get; set; } = 64L * 1024 * 1024;
 }
 
 [OptionsValidator]

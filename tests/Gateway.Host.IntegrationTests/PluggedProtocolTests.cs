@@ -69,6 +69,17 @@ public sealed class PluggedProtocolTests
     {
         public override async Task OnConnectedAsync(ConnectionContext connection)
         {
+            try
+            {
+                await ServeAsync(connection);
+            }
+            catch (OperationCanceledException) when (connection.ConnectionClosed.IsCancellationRequested)
+            {
+            }
+        }
+
+        private async Task ServeAsync(ConnectionContext connection)
+        {
             var input = connection.Transport.Input;
             while (true)
             {
