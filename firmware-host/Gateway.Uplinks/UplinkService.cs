@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Gateway.Routing;
+using Gateway.Uplinks.Mqtt;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -17,17 +18,19 @@ internal sealed class UplinkService(
     IHostApplicationLifetime lifetime,
     IRetainedMessageSink? retained = null) : BackgroundService
 {
-    private readonly List<MqttUplink> _uplinks = [];
+    private readonly List<CloudForwarder> _uplinks = [];
     private UplinkMetrics? _metrics;
 
-    public IReadOnlyList<MqttUplink> Uplinks => _uplinks;
+    public IReadOnlyList<CloudForwarder> Uplinks => _uplinks;
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         // Queues and bindings exist before any listener takes a publish.
         foreach (var (name, uplink) in options.Value.Links)
         {
-            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers, time, retained));
+            var downlink = new DownlinkCounters();
+            var sink = new MqttCloudSink(name, uplink, router, downlink, loggers, time, retained);
+            _uplinks.Add(new CloudForwarder(name, uplink, sink, downlink, router, status, loggers, time));
         }
 
         _metrics = new UplinkMetrics(meters, this);

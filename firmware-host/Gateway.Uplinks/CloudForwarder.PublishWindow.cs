@@ -1,21 +1,15 @@
 using System.Threading.Channels;
 using Gateway.Routing;
-using MQTTnet;
-using MQTTnet.Adapter;
-using MQTTnet.Exceptions;
-using MQTTnet.Formatter;
-using MQTTnet.Packets;
-using MQTTnet.Protocol;
 
 namespace Gateway.Uplinks;
 
-internal sealed partial class MqttUplink
+internal sealed partial class CloudForwarder
 {
     /// <summary>
-    /// A session's publishes in flight: slots in send order, packet identifiers of its own, and
-    /// the broker's PUBACKs taken straight off the connection's read loop
-    /// (<see cref="UplinkChannelAdapter"/>). No task, timer or dispatcher entry per message: an
-    /// acknowledgement marks its slot, the confirmed run at the head leaves the queue in one
+    /// A session's publishes in flight: slots in send order, numbered by sequence, and the
+    /// broker's answers taken straight from the link (on MQTT, off the connection's read loop:
+    /// <see cref="Mqtt.UplinkChannelAdapter"/>). No task, timer or dispatcher entry per message:
+    /// an answer marks its slot, the confirmed run at the head leaves the queue in one
     /// settlement, and the room it frees is filled from the consumer on the same thread.
     /// </summary>
     /// <remarks>
@@ -24,12 +18,10 @@ internal sealed partial class MqttUplink
     /// the role to a continuation when it must wait (a send held back by a full socket, the drain
     /// rate limit, a dead-letter publish), so sends stay in order and nothing blocks the read loop.
     /// </remarks>
-    private sealed class PublishWindow : IPublishAcknowledgements
+    private sealed class PublishWindow : IPublishConfirmations
     {
-        private const int MaxPacketId = ushort.MaxValue;
-
-        private readonly MqttUplink _uplink;
-        private readonly IMqttChannelAdapter _adapter;
+        private readonly CloudForwarder _forwarder;
+        private readonly ICloudLink _link;
         private readonly QueueConsumer _consumer;
         private readonly RateLimiter? _limiter;
         private readonly CancellationToken _cancellation;
@@ -39,7 +31,7 @@ internal sealed partial class MqttUplink
         private readonly Channel<bool> _starved = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
 
         // Sequence numbers: _head is the oldest unconfirmed, _tail the next to send. Both move
-        // only in the driver, under _lock so the read loop sees them consistently.
+        // only in the driver, under _lock so the link's answers see them consistently.
         private long _head;
         private long _tail;
         private Delivery? _held; // read, waiting for the rate limit
@@ -48,14 +40,14 @@ internal sealed partial class MqttUplink
         private volatile bool _stopSending;
         private Task _continuation = Task.CompletedTask;
 
-        public PublishWindow(MqttUplink uplink, IMqttChannelAdapter adapter, QueueConsumer consumer, int window, CancellationToken cancellation)
+        public PublishWindow(CloudForwarder forwarder, ICloudLink link, QueueConsumer consumer, int window, CancellationToken cancellation)
         {
-            _uplink = uplink;
-            _adapter = adapter;
+            _forwarder = forwarder;
+            _link = link;
             _consumer = consumer;
             _cancellation = cancellation;
             _slots = new Slot[window];
-            _limiter = uplink._options.DrainRate > 0 ? new RateLimiter(uplink._options.DrainRate, uplink._time) : null;
+            _limiter = forwarder._options.DrainRate > 0 ? new RateLimiter(forwarder._options.DrainRate, forwarder._time) : null;
             _starved.Writer.TryWrite(true); // nothing read yet: the pump starts by waiting for messages
         }
 
@@ -101,43 +93,72 @@ internal sealed partial class MqttUplink
             _completion.TrySetResult(SessionEnd.Lost);
         }
 
-        // On the connection's read loop.
-        public bool TryComplete(MqttPubAckPacket acknowledgement)
+        public bool TryComplete(long sequence, in PublishResult result)
         {
             lock (_lock)
             {
-                if (!TryFind(acknowledgement.PacketIdentifier, out var index) || _slots[index].State != SlotState.Sent)
+                if (sequence < _head || sequence >= _tail || !TryMark(sequence, result))
                 {
-                    return false; // not one of ours: MQTTnet's client decides
+                    return false;
                 }
-
-                _slots[index].Complete((int)acknowledgement.ReasonCode, acknowledgement.ReasonString);
             }
 
             Drive();
             return true;
         }
 
-        private static ushort PacketIdOf(long sequence) => (ushort)((sequence % MaxPacketId) + 1);
-
-        // Under _lock: the slot of a packet identifier within [head, tail).
-        private bool TryFind(ushort id, out int index)
+        public int CompleteThrough(long sequence, in PublishResult result)
         {
-            index = -1;
-            if (id == 0)
+            var marked = 0;
+            lock (_lock)
+            {
+                for (var s = _head; s <= sequence && s < _tail; s++)
+                {
+                    marked += TryMark(s, result) ? 1 : 0;
+                }
+            }
+
+            if (marked > 0)
+            {
+                Drive();
+            }
+
+            return marked;
+        }
+
+        public bool TryCompleteWrapped(int identifier, int modulus, in PublishResult result)
+        {
+            lock (_lock)
+            {
+                if (identifier <= 0 || identifier > modulus)
+                {
+                    return false;
+                }
+
+                var offset = ((identifier - 1) - (int)(_head % modulus) + modulus) % modulus;
+                var sequence = _head + offset;
+                if (sequence >= _tail || !TryMark(sequence, result))
+                {
+                    return false; // not one of ours
+                }
+            }
+
+            Drive();
+            return true;
+        }
+
+        // Under _lock, for a sequence within [head, tail).
+        private bool TryMark(long sequence, in PublishResult result)
+        {
+            ref var slot = ref _slots[sequence % _slots.Length];
+            if (slot.State != SlotState.Sent)
             {
                 return false;
             }
 
-            var offset = ((id - 1) - (int)(_head % MaxPacketId) + MaxPacketId) % MaxPacketId;
-            var sequence = _head + offset;
-            if (sequence >= _tail)
-            {
-                return false;
-            }
-
-            index = (int)(sequence % _slots.Length);
-            return _slots[index].PacketId == id;
+            slot.State = SlotState.Done;
+            slot.Result = result;
+            return true;
         }
 
         private void Run()
@@ -195,11 +216,11 @@ internal sealed partial class MqttUplink
         private void Fail(Exception ex)
         {
             _stopSending = true;
-            // A closed connection is not a failure to report: MQTTnet disposes its adapter when
-            // the broker hangs up (some do after refusing a publish), and the session just ends.
-            if (ex is not (MqttCommunicationException or OperationCanceledException or ObjectDisposedException))
+            // A closed connection is not a failure to report: some brokers hang up after
+            // refusing a publish, and the session just ends.
+            if (ex is not OperationCanceledException && !_link.IsLinkLoss(ex))
             {
-                UplinkLog.SendFailed(_uplink._logger, _uplink.Name, ex);
+                UplinkLog.SendFailed(_forwarder._logger, _forwarder.Name, ex);
             }
 
             _completion.TrySetException(ex);
@@ -213,7 +234,7 @@ internal sealed partial class MqttUplink
             {
                 // What the stall bound is measured on: the oldest publish still unconfirmed.
                 ref var head = ref _slots[_head % _slots.Length];
-                Volatile.Write(ref _uplink._awaitingSince, _head < _tail && head.State != SlotState.Done ? head.SentAt : 0);
+                Volatile.Write(ref _forwarder._awaitingSince, _head < _tail && head.State != SlotState.Done ? head.SentAt : 0);
             }
 
             return wait;
@@ -221,8 +242,7 @@ internal sealed partial class MqttUplink
 
         private Task? FillAsync()
         {
-            Task? wait;
-
+            var unsynced = _forwarder.Unsynced;
             while (!_stopSending)
             {
                 if (_tail - _head >= _slots.Length)
@@ -230,9 +250,9 @@ internal sealed partial class MqttUplink
                     return null; // full: acknowledgements drive the next sends
                 }
 
-                if (_tail - _head + _uplink.Unsynced.Count >= _uplink.Unsynced.Limit)
+                if (_tail - _head + unsynced.Count >= unsynced.Limit)
                 {
-                    _uplink.Unsynced.Sync(); // its completion drives the next sends
+                    unsynced.Sync(); // its completion drives the next sends
                     return null;
                 }
 
@@ -256,7 +276,7 @@ internal sealed partial class MqttUplink
                     }
                 }
 
-                wait = SendHeldAsync();
+                var wait = SendHeldAsync();
                 if (wait is not null)
                 {
                     return wait;
@@ -276,93 +296,36 @@ internal sealed partial class MqttUplink
             }
         }
 
+        // Takes a slot, then hands the message to the link: an answer can only come once it is
+        // sent, and finds its slot waiting. Returns the send while it is pending or failed.
         private Task? SendHeldAsync()
         {
             var delivery = _held!.Value;
             _held = null;
-            var message = _uplink.ToRemote(delivery.Message);
-            var qos = (byte)message.QualityOfServiceLevel;
-            MqttPublishPacket? packet = null;
-            string? invalid = null;
-            try
-            {
-                MqttTopicValidator.ThrowIfInvalid(message.Topic);
-                packet = MqttPublishPacketFactory.Create(message);
-            }
-            catch (MqttProtocolViolationException ex)
-            {
-                invalid = ex.Message; // no broker would take it: dead-lettered like a rejection, never sent
-            }
-
             long sequence;
             lock (_lock)
             {
                 sequence = _tail;
-                ref var slot = ref _slots[sequence % _slots.Length];
-                slot = new Slot
+                _slots[sequence % _slots.Length] = new Slot
                 {
                     DeliveryTag = delivery.DeliveryTag,
                     Message = delivery.Message,
-                    Topic = message.Topic,
-                    SentAt = _uplink._time.GetTimestamp(),
-                    PacketId = qos > 0 && packet is not null ? PacketIdOf(sequence) : (ushort)0,
+                    SentAt = _forwarder._time.GetTimestamp(),
                     State = SlotState.Sent,
                 };
-                if (packet is null)
-                {
-                    slot.Complete((int)MqttClientPublishReasonCode.TopicNameInvalid, invalid);
-                }
-                else
-                {
-                    packet.PacketIdentifier = slot.PacketId;
-                }
-
                 _tail = sequence + 1;
             }
 
-            Volatile.Write(ref _uplink._inFlight, (int)(_tail - _head));
-            if (packet is null)
-            {
-                Interlocked.Exchange(ref _requested, 1);
-                return null;
-            }
-
-            var send = _adapter.SendPacketAsync(packet, _cancellation);
-            if (qos == 0)
-            {
-                if (!send.IsCompletedSuccessfully)
-                {
-                    return CompleteUnconfirmedAfterAsync(send, sequence);
-                }
-
-                CompleteUnconfirmed(sequence);
-                return null;
-            }
-
+            Volatile.Write(ref _forwarder._inFlight, (int)(_tail - _head));
+            var send = _link.PublishAsync(sequence, delivery.Message, _cancellation);
             return send.IsCompletedSuccessfully ? null : send; // pending or failed: the driver waits for it
-        }
-
-        // QoS 0: done once written.
-        private void CompleteUnconfirmed(long sequence)
-        {
-            lock (_lock)
-            {
-                _slots[sequence % _slots.Length].Complete(0, null);
-            }
-
-            Interlocked.Exchange(ref _requested, 1);
-        }
-
-        private async Task CompleteUnconfirmedAfterAsync(Task send, long sequence)
-        {
-            await send;
-            CompleteUnconfirmed(sequence);
         }
 
         // The confirmed run at the head leaves the queue in one settlement. A rejected message is
         // settled only once the dead-letter queue has it, so a crash in between, a session that
         // ends while the dead-letter queue refuses it, or a failed dead-letter publish sends it
-        // again rather than losing it.
+        // again rather than losing it. A transient failure ends the session: it and everything
+        // after it are sent again, in order, over the next link.
         private Task? ConfirmHeadAsync()
         {
             ulong last = 0;
@@ -370,6 +333,7 @@ internal sealed partial class MqttUplink
             var forwarded = 0;
             Slot rejected = default;
             var rejectedAt = 0L;
+            string? failed = null;
             lock (_lock)
             {
                 while (_head < _tail)
@@ -380,7 +344,13 @@ internal sealed partial class MqttUplink
                         break;
                     }
 
-                    if (slot.ReasonCode >= 0x80 && !slot.DeadLettered)
+                    if (slot.Result.Failure == FailureKind.Transient)
+                    {
+                        failed = slot.Result.Reason ?? "publish failed";
+                        break;
+                    }
+
+                    if (slot.Result.IsRejected && !slot.DeadLettered)
                     {
                         if (!_completion.Task.IsCompleted) // an ended session leaves it queued
                         {
@@ -391,26 +361,28 @@ internal sealed partial class MqttUplink
                         break;
                     }
 
-                    forwarded += slot.ReasonCode < 0x80 ? 1 : 0;
+                    forwarded += slot.Result.IsConfirmed ? 1 : 0;
                     last = slot.DeliveryTag;
                     confirmed++;
                     slot = default;
                     _head++;
                 }
-
             }
 
             if (confirmed > 0)
             {
                 _consumer.Ack(last, multiple: confirmed > 1); // tags are issued and confirmed in order
-                Volatile.Write(ref _uplink._inFlight, (int)(_tail - _head));
-                _uplink.Unsynced.Add(confirmed, (int)(_tail - _head));
+                Volatile.Write(ref _forwarder._inFlight, (int)(_tail - _head));
+                _forwarder.Unsynced.Add(confirmed, (int)(_tail - _head));
                 if (forwarded > 0)
                 {
-                    _uplink._stalled = false; // stalled until the broker confirms something again
-                    Interlocked.Add(ref _uplink._forwarded, forwarded);
-                    Interlocked.Exchange(ref _uplink._lastConfirmed, _uplink._time.GetTimestamp());
+                    _forwarder.OnForwarded(forwarded);
                 }
+            }
+
+            if (failed is not null && !_completion.Task.IsCompleted)
+            {
+                throw new CloudPublishException(failed);
             }
 
             if (rejected.Message is not null)
@@ -432,7 +404,7 @@ internal sealed partial class MqttUplink
         // move meanwhile, so the slot is still the one read.
         private async Task DeadLetterAsync(Slot rejected, long sequence)
         {
-            await _uplink.DeadLetterAsync(rejected.Message!, rejected.Topic!, rejected.ReasonCode, rejected.ReasonString, _cancellation);
+            await _forwarder.DeadLetterAsync(rejected.Message!, rejected.Result.Reason ?? rejected.Result.Failure.ToString(), _cancellation);
             lock (_lock)
             {
                 _slots[sequence % _slots.Length].DeadLettered = true;
@@ -443,20 +415,10 @@ internal sealed partial class MqttUplink
         {
             public ulong DeliveryTag;
             public GatewayMessage? Message;
-            public string? Topic;
-            public string? ReasonString;
+            public PublishResult Result;
             public long SentAt;
-            public int ReasonCode;
-            public ushort PacketId;
             public SlotState State;
             public bool DeadLettered;
-
-            public void Complete(int reasonCode, string? reasonString)
-            {
-                State = SlotState.Done;
-                ReasonCode = reasonCode;
-                ReasonString = reasonString;
-            }
         }
     }
 }

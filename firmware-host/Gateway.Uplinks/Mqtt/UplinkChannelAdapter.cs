@@ -4,7 +4,7 @@ using MQTTnet.Adapter;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 
-namespace Gateway.Uplinks;
+namespace Gateway.Uplinks.Mqtt;
 
 /// <summary>Takes the broker's acknowledgements of the uplink's own publishes.</summary>
 internal interface IPublishAcknowledgements
