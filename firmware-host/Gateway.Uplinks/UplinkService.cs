@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using Gateway.Routing;
 using Gateway.Uplinks.Mqtt;
@@ -29,13 +30,22 @@ internal sealed class UplinkService(
         foreach (var (name, uplink) in options.Value.Links)
         {
             var downlink = new DownlinkCounters();
-            var sink = new MqttCloudSink(name, uplink, router, downlink, loggers, time, retained);
+            var sink = CreateSink(name, uplink, downlink);
             _uplinks.Add(new CloudForwarder(name, uplink, sink, downlink, router, status, loggers, time));
         }
 
         _metrics = new UplinkMetrics(meters, this);
         return base.StartAsync(cancellationToken);
     }
+
+    // The protocol half of each uplink; the forwarder is the same for all (UplinksOptionsValidator
+    // accepts only the protocols named here).
+    [SuppressMessage("Performance", "CA1859:Use concrete types when possible for improved performance", Justification = "The seam: one sink per protocol, AMQP next.")]
+    private ICloudSink CreateSink(string name, UplinkOptions uplink, DownlinkCounters downlink) => uplink.Protocol.ToUpperInvariant() switch
+    {
+        "MQTT" => new MqttCloudSink(name, uplink, router, downlink, loggers, time, retained),
+        _ => throw new InvalidOperationException($"Uplinks:{name}:Protocol '{uplink.Protocol}' is not supported"),
+    };
 
     public override void Dispose()
     {

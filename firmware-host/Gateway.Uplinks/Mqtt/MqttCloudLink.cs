@@ -76,7 +76,7 @@ internal sealed class MqttCloudLink : ICloudLink, IPublishAcknowledgements
         catch (MqttProtocolViolationException ex)
         {
             // No broker would take it: dead-lettered like a rejection, never sent.
-            Confirmations.TryComplete(sequence, PublishResult.Rejected(FailureKind.Invalid, Reason((int)MqttClientPublishReasonCode.TopicNameInvalid, ex.Message)));
+            Volatile.Read(ref _confirmations)?.TryComplete(sequence, PublishResult.Rejected(FailureKind.Invalid, Reason((int)MqttClientPublishReasonCode.TopicNameInvalid, ex.Message)));
             return Task.CompletedTask;
         }
 
@@ -89,7 +89,7 @@ internal sealed class MqttCloudLink : ICloudLink, IPublishAcknowledgements
                 return ConfirmAfterAsync(written, sequence);
             }
 
-            Confirmations.TryComplete(sequence, PublishResult.Confirmed);
+            Volatile.Read(ref _confirmations)?.TryComplete(sequence, PublishResult.Confirmed);
             return Task.CompletedTask;
         }
 
@@ -137,12 +137,10 @@ internal sealed class MqttCloudLink : ICloudLink, IPublishAcknowledgements
     private static string Reason(int code, string? text) =>
         $"{(MqttClientPublishReasonCode)code} (0x{code:x2}){(string.IsNullOrEmpty(text) ? string.Empty : ": " + text)}";
 
-    private IPublishConfirmations Confirmations => Volatile.Read(ref _confirmations) ?? throw new InvalidOperationException("publishing without a window");
-
     private async Task ConfirmAfterAsync(Task written, long sequence)
     {
         await written;
-        Confirmations.TryComplete(sequence, PublishResult.Confirmed);
+        Volatile.Read(ref _confirmations)?.TryComplete(sequence, PublishResult.Confirmed);
     }
 
     private Task OnDisconnectedAsync(MqttClientDisconnectedEventArgs e)
