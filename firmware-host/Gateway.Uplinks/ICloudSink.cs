@@ -9,12 +9,16 @@ namespace Gateway.Uplinks;
 /// metrics) is <see cref="CloudForwarder"/>'s, for every protocol alike.
 /// </summary>
 /// <remarks>
-/// An AMQP 0-9-1 sink maps onto it as follows: publisher confirms are <see cref="IPublishConfirmations"/>
-/// (delivery tag n is sequence n − 1; <c>multiple</c> is <see cref="IPublishConfirmations.CompleteThrough"/>;
-/// <c>basic.nack</c> is <see cref="FailureKind.Transient"/>); a <c>basic.return</c> of a mandatory
-/// publish is remembered and its confirm reported as <see cref="FailureKind.Invalid"/>; while the
-/// broker has the connection blocked (<c>connection.blocked</c>) the publish task does not
-/// complete, which holds sending back as a full socket does, and the stall bound applies.
+/// An AMQP 0-9-1 sink (RabbitMQ.Client with publisher confirms, a channel per link) maps onto it
+/// as follows: delivery tag n is the n-th publish sent on the channel, so sequence n − 1 while
+/// the sink sends every publish it is given (one it answers itself without sending shifts the
+/// tags after it); <c>basic.ack</c> is <see cref="IPublishConfirmations.TryComplete"/>, or
+/// <see cref="IPublishConfirmations.CompleteThrough"/> with <c>multiple</c>; <c>basic.nack</c>
+/// is <see cref="FailureKind.Transient"/>; a <c>basic.return</c> of a mandatory publish (it
+/// comes before that publish's ack; the sink tells which publish it was by a property it set) is
+/// answered as <see cref="FailureKind.Invalid"/>; while the broker has the connection blocked
+/// (<c>connection.blocked</c>) the publish task does not complete, which holds sending back as a
+/// full socket does, and the stall bound applies.
 /// </remarks>
 internal interface ICloudSink
 {

@@ -60,7 +60,7 @@ internal sealed class MqttCloudLink : ICloudLink, IPublishAcknowledgements
     public void SetConfirmations(IPublishConfirmations? confirmations)
     {
         Volatile.Write(ref _confirmations, confirmations);
-        _adapter.PublishWindow = confirmations is null ? null : this;
+        _adapter.Acknowledgements = confirmations is null ? null : this;
     }
 
     public Task PublishAsync(long sequence, GatewayMessage message, CancellationToken cancellationToken)
@@ -117,7 +117,7 @@ internal sealed class MqttCloudLink : ICloudLink, IPublishAcknowledgements
     {
         await _lifetime.CancelAsync();
         await _keepAliveLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _adapter.PublishWindow = null;
+        _adapter.Acknowledgements = null;
         _client.ApplicationMessageReceivedAsync -= _downlink.OnReceivedAsync;
         _client.DisconnectedAsync -= OnDisconnectedAsync;
         await DisconnectQuietlyAsync();
