@@ -24,7 +24,7 @@ internal sealed partial class CloudForwarder
         _endpoint = endpoint.ToString();
         if (!await link.StartAsync(session.Token))
         {
-            Fire(LinkEvent.Lost);
+            Fire(LinkEvent.Unreachable); // past the credentials, but never ready
             return stopping.IsCancellationRequested ? SessionEnd.Stopping : SessionEnd.Lost;
         }
 

@@ -11,7 +11,7 @@ internal enum LinkEvent
     /// <summary>A session is up both ways.</summary>
     Connected,
 
-    /// <summary>A connect attempt failed for any reason but refused credentials.</summary>
+    /// <summary>A connect attempt failed for any reason but refused credentials, or the link dropped before it was ready.</summary>
     Unreachable,
 
     /// <summary>The broker refused the credentials or client id.</summary>

@@ -138,6 +138,26 @@ public sealed class CloudForwarderTests : ForwarderFixture
     }
 
     [Fact]
+    public async Task Refused_credentials_fail_the_link_until_a_connect_gets_through()
+    {
+        Sink.RefuseCredentials = true;
+        Sink.AutoConfirm = true;
+        Open();
+        await PublishAsync("m1");
+        Start();
+
+        await WaitFor.ConditionAsync(() => Forwarder.State == LinkState.Failed, "the link to fail");
+        Assert.True(Logged(5010));
+
+        Sink.SetUp(Primary, true);
+        var link = Task.Run(Sink.NextLinkAsync);
+        await AdvanceUntilAsync(() => link.IsCompleted, TimeSpan.FromMilliseconds(500), "a connect after the back-off");
+        Assert.Equal(["m1"], Bodies(await (await link).TakeAsync(1)));
+        await WaitFor.ConditionAsync(() => Unsettled == 0, "m1 to be confirmed");
+        Assert.Equal(LinkState.Connected, Forwarder.State);
+    }
+
+    [Fact]
     public async Task A_rejected_message_stays_in_the_buffer_until_the_dead_letter_queue_takes_it()
     {
         Sink.SetUp(Primary, true);

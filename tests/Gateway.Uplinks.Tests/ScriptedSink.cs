@@ -29,6 +29,9 @@ internal sealed class ScriptedSink : ICloudSink
 
     public void SetUp(string endpoint, bool up) => _up[endpoint] = up;
 
+    /// <summary>Whether a connect to a down endpoint is told the credentials are refused.</summary>
+    public bool RefuseCredentials { get; set; }
+
     public string RemoteAddress(GatewayMessage message) => "remote/" + message.RoutingKey;
 
     public Task<ConnectResult> ConnectAsync(UplinkEndpoint endpoint, CancellationToken cancellationToken)
@@ -38,7 +41,9 @@ internal sealed class ScriptedSink : ICloudSink
         Attempts.Enqueue(name);
         if (!_up.GetValueOrDefault(name))
         {
-            return Task.FromResult(ConnectResult.Unreachable(FailureKind.Transient, "connection refused"));
+            return Task.FromResult(RefuseCredentials
+                ? ConnectResult.Unreachable(FailureKind.Unauthorized, "NotAuthorized")
+                : ConnectResult.Unreachable(FailureKind.Transient, "connection refused"));
         }
 
         var link = new ScriptedLink(name, MaxUnconfirmed, AutoConfirm, Answer);
