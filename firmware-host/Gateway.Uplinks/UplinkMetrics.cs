@@ -24,15 +24,15 @@ internal sealed class UplinkMetrics : IDisposable
         _meter.CreateObservableGauge("gateway.uplink.in_flight", () => Each(service, u => u.InFlight), "{message}");
         _meter.CreateObservableCounter("gateway.uplink.forwarded", () => Each(service, u => u.Forwarded), "{message}");
         _meter.CreateObservableCounter("gateway.uplink.dropped", () => Dropped(service), "{message}", "messages that left the buffer unsent, by reason");
-        _meter.CreateObservableCounter("gateway.uplink.downlink.delivered", () => Each(service, u => u.Downlinked), "{message}", "cloud messages delivered locally");
-        _meter.CreateObservableCounter("gateway.uplink.downlink.dropped", () => Each(service, u => u.DownlinkTooLarge), "{message}", "cloud messages over MaxPacketSize, dropped and acknowledged");
-        _meter.CreateObservableCounter("gateway.uplink.downlink.refused", () => Each(service, u => u.DownlinkRefused), "{message}", "cloud messages a local durable queue refused (full with reject-publish, low disk): MQTT 5 answers 0x97 (quota exceeded), 3.1.1 does not acknowledge them");
-        _meter.CreateObservableCounter("gateway.uplink.downlink.failed", () => Each(service, u => u.DownlinkFailed), "{message}", "cloud messages not delivered locally and not acknowledged (the broker sends them again after a reconnect)");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.delivered", () => Each(service, u => u.Downlink.Delivered), "{message}", "cloud messages delivered locally");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.dropped", () => Each(service, u => u.Downlink.TooLarge), "{message}", "cloud messages over MaxPacketSize, dropped and acknowledged");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.refused", () => Each(service, u => u.Downlink.Refused), "{message}", "cloud messages a local durable queue refused (full with reject-publish, low disk): MQTT 5 answers 0x97 (quota exceeded), 3.1.1 does not acknowledge them");
+        _meter.CreateObservableCounter("gateway.uplink.downlink.failed", () => Each(service, u => u.Downlink.Failed), "{message}", "cloud messages not delivered locally and not acknowledged (the broker sends them again after a reconnect)");
     }
 
     public void Dispose() => _meter.Dispose();
 
-    private static IEnumerable<Measurement<long>> Each(UplinkService service, Func<MqttUplink, long> value)
+    private static IEnumerable<Measurement<long>> Each(UplinkService service, Func<CloudForwarder, long> value)
     {
         foreach (var uplink in service.Uplinks)
         {
@@ -40,7 +40,7 @@ internal sealed class UplinkMetrics : IDisposable
         }
     }
 
-    private static IEnumerable<Measurement<double>> EachDouble(UplinkService service, Func<MqttUplink, double> value)
+    private static IEnumerable<Measurement<double>> EachDouble(UplinkService service, Func<CloudForwarder, double> value)
     {
         foreach (var uplink in service.Uplinks)
         {

@@ -1,5 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using Gateway.Routing;
+using Gateway.Uplinks.Mqtt;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -17,22 +19,33 @@ internal sealed class UplinkService(
     IHostApplicationLifetime lifetime,
     IRetainedMessageSink? retained = null) : BackgroundService
 {
-    private readonly List<MqttUplink> _uplinks = [];
+    private readonly List<CloudForwarder> _uplinks = [];
     private UplinkMetrics? _metrics;
 
-    public IReadOnlyList<MqttUplink> Uplinks => _uplinks;
+    public IReadOnlyList<CloudForwarder> Uplinks => _uplinks;
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         // Queues and bindings exist before any listener takes a publish.
         foreach (var (name, uplink) in options.Value.Links)
         {
-            _uplinks.Add(new MqttUplink(name, uplink, router, status, loggers, time, retained));
+            var downlink = new DownlinkCounters();
+            var sink = CreateSink(name, uplink, downlink);
+            _uplinks.Add(new CloudForwarder(name, uplink, sink, downlink, router, status, loggers, time));
         }
 
         _metrics = new UplinkMetrics(meters, this);
         return base.StartAsync(cancellationToken);
     }
+
+    // The protocol half of each uplink; the forwarder is the same for all (UplinksOptionsValidator
+    // accepts only the protocols named here).
+    [SuppressMessage("Performance", "CA1859:Use concrete types when possible for improved performance", Justification = "The seam: one sink per protocol, AMQP next.")]
+    private ICloudSink CreateSink(string name, UplinkOptions uplink, DownlinkCounters downlink) => uplink.Protocol.ToUpperInvariant() switch
+    {
+        "MQTT" => new MqttCloudSink(name, uplink, router, downlink, loggers, time, retained),
+        _ => throw new InvalidOperationException($"Uplinks:{name}:Protocol '{uplink.Protocol}' is not supported"),
+    };
 
     public override void Dispose()
     {

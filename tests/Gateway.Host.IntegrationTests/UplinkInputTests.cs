@@ -1,4 +1,5 @@
 using Gateway.Uplinks;
+using Gateway.Uplinks.Mqtt;
 using MQTTnet.Exceptions;
 
 namespace Gateway.Host.IntegrationTests;

@@ -4,7 +4,7 @@ using MQTTnet.Adapter;
 using MQTTnet.Formatter;
 using MQTTnet.Packets;
 
-namespace Gateway.Uplinks;
+namespace Gateway.Uplinks.Mqtt;
 
 /// <summary>Takes the broker's acknowledgements of the uplink's own publishes.</summary>
 internal interface IPublishAcknowledgements
@@ -15,7 +15,7 @@ internal interface IPublishAcknowledgements
 
 /// <summary>
 /// The uplink's MQTTnet channel adapter: MQTTnet's own, except that acknowledgements of the
-/// uplink's publishes go to its publish window on the read loop, without passing
+/// uplink's publishes go to its link (<see cref="MqttCloudLink"/>) on the read loop, without passing
 /// through the client's dispatcher (a task and a lock per publish, and a thread-pool hop per
 /// PUBACK). Everything else (CONNACK, SUBACK, PINGRESP, downlink publishes) reaches the client.
 /// </summary>
@@ -23,7 +23,7 @@ internal sealed class UplinkChannelAdapter(IMqttChannelAdapter inner) : IMqttCha
 {
     private IPublishAcknowledgements? _acknowledgements;
 
-    public IPublishAcknowledgements? PublishWindow
+    public IPublishAcknowledgements? Acknowledgements
     {
         get => Volatile.Read(ref _acknowledgements);
         set => Volatile.Write(ref _acknowledgements, value);
@@ -52,7 +52,7 @@ internal sealed class UplinkChannelAdapter(IMqttChannelAdapter inner) : IMqttCha
         while (true)
         {
             var packet = await inner.ReceivePacketAsync(cancellationToken);
-            if (packet is MqttPubAckPacket acknowledgement && PublishWindow is { } window && window.TryComplete(acknowledgement))
+            if (packet is MqttPubAckPacket acknowledgement && Acknowledgements is { } acknowledgements && acknowledgements.TryComplete(acknowledgement))
             {
                 continue;
             }

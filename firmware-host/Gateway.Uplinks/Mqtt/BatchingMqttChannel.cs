@@ -9,7 +9,7 @@ using MQTTnet.Exceptions;
 using MQTTnet.Formatter;
 using MQTTnet.Implementations;
 
-namespace Gateway.Uplinks;
+namespace Gateway.Uplinks.Mqtt;
 
 /// <summary>
 /// The uplink's TCP channel. MQTTnet's own channel makes one socket write per packet and one
