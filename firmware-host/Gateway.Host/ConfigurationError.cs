@@ -1,4 +1,5 @@
 using Gateway.Gpio;
+using Gateway.Storage;
 using Gateway.Uplinks;
 using Microsoft.Extensions.Options;
 

@@ -38,35 +38,31 @@ public static class GatewayApplication
             .AddEnvironmentVariables("GATEWAY_")
             .AddCommandLine(args);
         builder.Logging.AddConfiguration(builder.Configuration.GetSection("Logging"));
+        // Health is checked at every watchdog tick; its changes are logged once each (HostLog), not per check.
+        builder.Logging.AddFilter("Microsoft.Extensions.Diagnostics.HealthChecks", LogLevel.None);
 
         builder.Services.AddSystemd();
         builder.Services.Configure<Microsoft.Extensions.Hosting.HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
         builder.Services.AddOptions<HttpOptions>().Bind(builder.Configuration.GetSection(HttpOptions.Section)).ValidateOnStart();
-        builder.Services.AddOptions<StorageOptions>().Bind(builder.Configuration.GetSection(StorageOptions.Section)).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>, HttpOptionsValidator>();
-        builder.Services.AddSingleton<IValidateOptions<StorageOptions>, StorageOptionsValidator>();
         builder.Services.AddOptions<MemoryOptions>().Bind(builder.Configuration.GetSection(MemoryOptions.Section)).ValidateOnStart();
         builder.Services.AddSingleton<IValidateOptions<MemoryOptions>, MemoryOptionsValidator>();
         builder.Services.AddSingleton(sp => new MemoryBudget(sp.GetRequiredService<IOptions<MemoryOptions>>().Value.BudgetBytes));
         builder.Services.AddSingleton<MemoryMetrics>();
         builder.Services.AddSingleton<BindAddressValidator>();
         builder.Services.AddSingleton<IValidateOptions<HttpOptions>>(sp => sp.GetRequiredService<BindAddressValidator>());
-        builder.Services.AddSingleton(sp =>
-        {
-            var store = sp.GetRequiredService<LiteDbMessageStore>();
-            return new MessageRouter(sp.GetRequiredService<TimeProvider>(), store, definitions: store);
-        });
+        builder.Services.AddSingleton(sp => new MessageRouter(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<IMessageStore>(), sp.GetRequiredService<IDefinitionStore>()));
         builder.Services.AddSingleton<IMessageRouter>(sp => sp.GetRequiredService<MessageRouter>());
         builder.Services.AddSingleton<GatewayEndpoints>();
-        builder.Services.AddSingleton<IValidateOptions<StorageOptions>, DataDirectoryValidator>();
         builder.Services.AddSingleton<GatewayHealth>();
+        builder.Services.AddHealthChecks()
+            .AddCheck<RouterHealthCheck>("router")
+            .AddCheck<ListenerHealthCheck>("listeners");
         builder.Services.AddSingleton<PrometheusMetrics>();
-        builder.Services.AddSingleton<StoreMetrics>();
         builder.Services.AddHostedService<SystemdWatchdog>();
         builder.Services.AddHostedService<IdleMemoryTrimmer>();
         builder.Services.TryAddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton(OpenStore);
-        builder.Services.AddSingleton<IRetainedMessageStore>(sp => sp.GetRequiredService<LiteDbMessageStore>());
+        builder.Services.AddGatewayStorage(builder.Configuration);
         builder.Services.AddSingleton(new ProtocolRegistry(protocols));
         foreach (var protocol in protocols)
         {
@@ -118,20 +114,6 @@ public static class GatewayApplication
         app.Lifetime.ApplicationStarted.Register(() => OnStarted(app, startedAt));
         app.Lifetime.ApplicationStopping.Register(() => HostLog.Stopping(app.Logger));
         return app;
-    }
-
-    private static LiteDbMessageStore OpenStore(IServiceProvider services)
-    {
-        var storage = services.GetRequiredService<IOptions<StorageOptions>>().Value;
-        var options = new StoreOptions
-        {
-            DataDirectory = storage.DataDirectory,
-            Durability = storage.Durability == "fast" ? StoreDurability.Fast : StoreDurability.Durable,
-            MinFreeBytes = storage.MinFreeMegabytes * 1024L * 1024,
-            FreeSpace = services.GetService<FreeSpaceProbe>() is { } probe ? probe.Invoke : StoreOptions.DriveFreeSpace,
-            TimeProvider = services.GetRequiredService<TimeProvider>(),
-        };
-        return LiteDbMessageStore.Open(options, services.GetRequiredService<ILoggerFactory>().CreateLogger("Gateway.Storage"));
     }
 
     private static void MapEndpoints(WebApplication app)

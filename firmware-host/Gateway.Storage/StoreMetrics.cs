@@ -1,14 +1,13 @@
 using System.Diagnostics.Metrics;
-using Gateway.Storage;
 
-namespace Gateway.Host;
+namespace Gateway.Storage;
 
 /// <summary>
 /// The message store in System.Diagnostics.Metrics (meter <c>Gateway.Storage</c>): its size on
 /// disk, the free-disk reserve (<c>Storage:MinFreeMegabytes</c>) and what it refused, and its
 /// group commits.
 /// </summary>
-internal sealed class StoreMetrics : IDisposable
+public sealed class StoreMetrics : IDisposable
 {
     public const string MeterName = "Gateway.Storage";
 
