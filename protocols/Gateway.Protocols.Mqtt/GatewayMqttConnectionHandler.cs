@@ -12,10 +12,12 @@ namespace Gateway.Protocols.Mqtt;
 internal sealed class GatewayMqttConnectionHandler(
     MqttConnectionHandler mqttnet,
     IOptions<MqttOptions> options,
-    ILogger<GatewayMqttConnectionHandler> logger) : ConnectionHandler
+    ILogger<GatewayMqttConnectionHandler> logger,
+    MqttAdapter adapter) : ConnectionHandler
 {
     private readonly MqttOptions _options = options.Value;
     private readonly ILogger _logger = logger;
+    private readonly MqttCounters _counters = adapter.Counters;
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -51,13 +53,25 @@ internal sealed class GatewayMqttConnectionHandler(
         }
 
         var remote = connection.RemoteEndPoint;
-        if (guard.Violation == GuardViolation.TooLarge)
+        _counters.OnPacketRefused(guard.Violation);
+        switch (guard.Violation)
         {
-            MqttLog.PacketTooLarge(_logger, connection.ConnectionId, remote, guard.ViolatingLength, _options.MaxPacketSize);
-        }
-        else
-        {
-            MqttLog.MalformedLength(_logger, connection.ConnectionId, remote);
+            case GuardViolation.TooLarge:
+                MqttLog.PacketTooLarge(_logger, connection.ConnectionId, remote, guard.ViolatingLength, _options.MaxPacketSize);
+                break;
+            case GuardViolation.MalformedLength:
+                MqttLog.MalformedLength(_logger, connection.ConnectionId, remote);
+                break;
+            default:
+                var refusal = guard.RefusalPacket();
+                MqttLog.TopicRefused(
+                    _logger,
+                    connection.ConnectionId,
+                    remote,
+                    guard.ConnectReceived ? "PUBLISH" : "CONNECT",
+                    guard.ViolationDetail ?? "an invalid topic",
+                    refusal is null ? "MQTT 3.1/3.1.1: no acknowledgement" : $"reason 0x{refusal[^2]:X2}");
+                break;
         }
 
         if (guard.RefusalPacket() is { } packet)

@@ -40,4 +40,7 @@ internal static partial class MqttLog
 
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Disconnecting MQTT client {ClientId} after a failed store failed: {Reason}")]
     public static partial void DisconnectFailed(ILogger logger, string clientId, string reason);
+
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "MQTT connection {ConnectionId} from {RemoteEndPoint} sent a {PacketType} with {Problem}, which MQTT does not allow; refused ({Reason}) and disconnected")]
+    public static partial void TopicRefused(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint, string packetType, string problem, string reason);
 }

@@ -22,6 +22,7 @@ internal sealed class MqttMetrics : IDisposable
         _meter.CreateObservableCounter("gateway.mqtt.messages.refused", () => adapter.Counters.Refused, "{message}", "publishes not taken: a full reject-publish queue, too little disk, a store failure (MQTT 5 gets the reason, 3.1.1 loses the connection)");
         _meter.CreateObservableCounter("gateway.mqtt.messages.sent", () => adapter.Counters.Sent, "{message}", "PUBLISH packets sent to subscribers");
         _meter.CreateObservableCounter("gateway.mqtt.messages.dropped", () => adapter.Counters.Dropped, "{message}", "messages dropped from a session's queue over Mqtt:MaxPendingMessagesPerClient (the oldest go first)");
+        _meter.CreateObservableCounter("gateway.mqtt.packets.refused", adapter.Counters.PacketsRefused, "{packet}", "packets refused before MQTTnet parsed them, by reason (packet-too-large, malformed, topic-name-invalid, topic-alias-invalid, protocol-error); the connection is closed (MQTT 5 gets the reason)");
     }
 
     public void Dispose() => _meter.Dispose();
@@ -34,6 +35,11 @@ internal sealed class MqttCounters
     private long _refused;
     private long _sent;
     private long _dropped;
+    private readonly long[] _packetsRefused = new long[RefusalReasons.Length];
+
+    // Metric tag values, indexed by GuardViolation.
+    private static readonly string[] RefusalReasons =
+        ["none", "packet-too-large", "malformed", "topic-name-invalid", "topic-alias-invalid", "protocol-error", "malformed"];
 
     public long Received => Interlocked.Read(ref _received);
 
@@ -50,4 +56,19 @@ internal sealed class MqttCounters
     public void OnSent() => Interlocked.Increment(ref _sent);
 
     public void OnDropped() => Interlocked.Increment(ref _dropped);
+
+    /// <summary>The packet guard refused a packet and closed its connection.</summary>
+    public void OnPacketRefused(GuardViolation violation) => Interlocked.Increment(ref _packetsRefused[(int)violation]);
+
+    /// <summary>One measurement per reason, zeros included, so every series exists from the start.</summary>
+    public IEnumerable<Measurement<long>> PacketsRefused()
+    {
+        var sums = new Dictionary<string, long>(StringComparer.Ordinal);
+        for (var i = 1; i < _packetsRefused.Length; i++)
+        {
+            sums[RefusalReasons[i]] = sums.GetValueOrDefault(RefusalReasons[i]) + Interlocked.Read(ref _packetsRefused[i]);
+        }
+
+        return [.. sums.Select(static s => new Measurement<long>(s.Value, new KeyValuePair<string, object?>("reason", s.Key)))];
+    }
 }

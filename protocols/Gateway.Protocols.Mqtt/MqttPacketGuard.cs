@@ -8,15 +8,29 @@ internal enum GuardViolation
     None,
     TooLarge,
     MalformedLength,
+
+    /// <summary>A wildcard in a topic name, or an empty one without a topic alias (MQTT 5 0x90).</summary>
+    TopicNameInvalid,
+
+    /// <summary>Topic alias 0 (MQTT 5 0x94).</summary>
+    TopicAliasInvalid,
+
+    /// <summary>An empty topic whose alias was never set (MQTT 5 0x82).</summary>
+    ProtocolError,
+
+    /// <summary>A topic that is not well-formed UTF-8 (MQTT 5 0x81).</summary>
+    MalformedPacket,
 }
 
 /// <summary>
 /// Sits between Kestrel's transport and MQTTnet. It reads each packet's fixed header
 /// (MQTT 5.0 section 2.1.4: type byte, then a variable byte integer of at most four bytes) as
 /// soon as it arrives and refuses a declared length over the limit before MQTTnet buffers the
-/// body. MQTTnet then sees the input end and closes the session (publishing any will); the
-/// connection handler sends the MQTT 5 reason code afterwards. Output completion is deferred so
-/// that reason code can still be written.
+/// body; a whole PUBLISH or CONNECT has its topic names checked (<see cref="MqttTopicRules"/>).
+/// MQTTnet gets the packets before the refused one, then sees the input end and closes the
+/// session (publishing any will); nothing of the refused packet reaches it. The connection
+/// handler sends the MQTT 5 reason code afterwards. Output completion is deferred so that
+/// reason code can still be written.
 /// </summary>
 internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 {
@@ -27,7 +41,9 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     private ReadOnlySequence<byte> _lastBuffer;
     private long _bufferStart;   // absolute stream offset of _lastBuffer.Start
     private long _nextHeader;    // absolute stream offset of the next packet's first byte
+    private long _stopAt = long.MaxValue; // absolute stream offset of the refused packet
     private int _packets;
+    private HashSet<ushort>? _topicAliases; // MQTT 5 aliases the client has set on this connection
 
     public MqttPacketGuard(IDuplexPipe transport, int maxPacketSize)
     {
@@ -39,6 +55,9 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     public GuardViolation Violation { get; private set; }
 
     public long ViolatingLength { get; private set; }
+
+    /// <summary>What was wrong with a refused topic name, for the log.</summary>
+    public string? ViolationDetail { get; private set; }
 
     /// <summary>The CONNECT packet's protocol level: 3 (3.1), 4 (3.1.1) or 5; 0 until seen.</summary>
     public int ProtocolLevel { get; private set; }
@@ -59,9 +78,9 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
-        if (Violation != GuardViolation.None)
+        if (_bufferStart >= _stopAt)
         {
-            return;
+            return; // the read handed out nothing of the transport's buffer (see Inspect)
         }
 
         _bufferStart += _lastBuffer.Slice(_lastBuffer.Start, consumed).Length;
@@ -74,7 +93,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        if (Violation != GuardViolation.None)
+        if (_bufferStart >= _stopAt)
         {
             return new ReadResult(default, isCanceled: false, isCompleted: true);
         }
@@ -85,7 +104,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public override bool TryRead(out ReadResult result)
     {
-        if (Violation != GuardViolation.None)
+        if (_bufferStart >= _stopAt)
         {
             result = new ReadResult(default, isCanceled: false, isCompleted: true);
             return true;
@@ -108,7 +127,14 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
             return null;
         }
 
-        var reason = Violation == GuardViolation.TooLarge ? (byte)0x95 : (byte)0x81; // Packet too large / Malformed packet
+        var reason = Violation switch
+        {
+            GuardViolation.TooLarge => (byte)0x95,           // Packet too large
+            GuardViolation.TopicNameInvalid => (byte)0x90,   // Topic Name invalid
+            GuardViolation.TopicAliasInvalid => (byte)0x94,  // Topic Alias invalid
+            GuardViolation.ProtocolError => (byte)0x82,      // Protocol Error
+            _ => (byte)0x81,                                 // Malformed Packet
+        };
         return ConnectReceived
             ? [0xE0, 0x02, reason, 0x00]          // DISCONNECT, reason, no properties (MQTT 5.0 section 3.14)
             : [0x20, 0x03, 0x00, reason, 0x00];   // CONNACK, no session, reason, no properties (section 3.2)
@@ -118,7 +144,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     {
         var buffer = result.Buffer;
         _lastBuffer = buffer;
-        while (true)
+        while (Violation == GuardViolation.None)
         {
             var offset = _nextHeader - _bufferStart;
             if (offset >= buffer.Length)
@@ -141,7 +167,8 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
                 if (headerLength == 5)
                 {
-                    return Refuse(result, GuardViolation.MalformedLength, 0);
+                    Refuse(offset, GuardViolation.MalformedLength, 0);
+                    break;
                 }
 
                 remaining += (next & 0x7F) * (long)multiplier;
@@ -149,6 +176,11 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
                 headerLength++;
             }
             while ((next & 0x80) != 0);
+
+            if (Violation != GuardViolation.None)
+            {
+                break;
+            }
 
             var packetLength = headerLength + remaining;
             if (_packets == 0 && (typeByte >> 4) == 1)
@@ -158,12 +190,19 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
             if (packetLength > _maxPacketSize)
             {
-                return Refuse(result, GuardViolation.TooLarge, packetLength);
+                Refuse(offset, GuardViolation.TooLarge, packetLength);
+                break;
             }
 
             if (offset + packetLength > buffer.Length)
             {
                 break; // body still arriving; its size is known to be acceptable
+            }
+
+            if (CheckTopics(buffer.Slice(offset, packetLength), typeByte, headerLength) is var problem and not GuardViolation.None)
+            {
+                Refuse(offset, problem, packetLength);
+                break;
             }
 
             if (_packets++ == 0)
@@ -174,7 +213,37 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
             _nextHeader += packetLength;
         }
 
-        return result;
+        if (Violation == GuardViolation.None)
+        {
+            return result;
+        }
+
+        // MQTTnet gets the whole packets before the refused one, then the end of the input.
+        var before = _stopAt - _bufferStart;
+        if (before <= 0)
+        {
+            _input.AdvanceTo(buffer.Start);
+            return new ReadResult(default, isCanceled: false, isCompleted: true);
+        }
+
+        return new ReadResult(buffer.Slice(0, before), isCanceled: false, isCompleted: true);
+    }
+
+    private GuardViolation CheckTopics(ReadOnlySequence<byte> packet, byte typeByte, int headerLength)
+    {
+        string? detail = null;
+        var violation = GuardViolation.None;
+        if ((typeByte >> 4) == 1 && _packets == 0)
+        {
+            violation = MqttTopicRules.CheckConnect(packet, headerLength, out detail);
+        }
+        else if ((typeByte >> 4) == 3 && _packets > 0)
+        {
+            violation = MqttTopicRules.CheckPublish(packet, headerLength, ProtocolLevel, ref _topicAliases, out detail);
+        }
+
+        ViolationDetail = detail;
+        return violation;
     }
 
     // CONNECT variable header: protocol name (two-byte length + "MQTT" or "MQIsdp"), then level.
@@ -189,12 +258,11 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
         }
     }
 
-    private ReadResult Refuse(ReadResult result, GuardViolation violation, long length)
+    private void Refuse(long offset, GuardViolation violation, long length)
     {
         Violation = violation;
         ViolatingLength = length;
-        _input.AdvanceTo(result.Buffer.End);
-        return new ReadResult(default, isCanceled: false, isCompleted: true);
+        _stopAt = _bufferStart + offset;
     }
 
     /// <summary>
