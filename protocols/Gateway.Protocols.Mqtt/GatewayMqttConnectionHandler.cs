@@ -41,6 +41,9 @@ internal sealed class GatewayMqttConnectionHandler(
         }
         finally
         {
+            // MQTTnet returns without waiting for its send loop: let a packet it is still writing
+            // finish before anything else writes to or completes the transport.
+            await guard.Output.CloseAsync();
             await RefuseIfViolatedAsync(connection, guard);
         }
     }
@@ -64,11 +67,11 @@ internal sealed class GatewayMqttConnectionHandler(
                 break;
             default:
                 var refusal = guard.RefusalPacket();
-                MqttLog.TopicRefused(
+                MqttLog.PacketRefused(
                     _logger,
                     connection.ConnectionId,
                     remote,
-                    guard.ConnectReceived ? "PUBLISH" : "CONNECT",
+                    guard.ViolatingPacketType ?? "packet",
                     guard.ViolationDetail ?? "an invalid topic",
                     refusal is null ? "MQTT 3.1/3.1.1: no acknowledgement" : $"reason 0x{refusal[^2]:X2}");
                 break;

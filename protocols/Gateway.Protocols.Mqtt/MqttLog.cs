@@ -42,5 +42,5 @@ internal static partial class MqttLog
     public static partial void DisconnectFailed(ILogger logger, string clientId, string reason);
 
     [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "MQTT connection {ConnectionId} from {RemoteEndPoint} sent a {PacketType} with {Problem}, which MQTT does not allow; refused ({Reason}) and disconnected")]
-    public static partial void TopicRefused(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint, string packetType, string problem, string reason);
+    public static partial void PacketRefused(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint, string packetType, string problem, string reason);
 }

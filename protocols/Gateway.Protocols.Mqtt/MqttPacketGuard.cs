@@ -15,7 +15,7 @@ internal enum GuardViolation
     /// <summary>Topic alias 0 (MQTT 5 0x94).</summary>
     TopicAliasInvalid,
 
-    /// <summary>An empty topic whose alias was never set (MQTT 5 0x82).</summary>
+    /// <summary>An empty topic whose alias was never set, packet identifier 0, a SUBSCRIBE or UNSUBSCRIBE without a filter (MQTT 5 0x82).</summary>
     ProtocolError,
 
     /// <summary>A topic that is not well-formed UTF-8 (MQTT 5 0x81).</summary>
@@ -26,14 +26,21 @@ internal enum GuardViolation
 /// Sits between Kestrel's transport and MQTTnet. It reads each packet's fixed header
 /// (MQTT 5.0 section 2.1.4: type byte, then a variable byte integer of at most four bytes) as
 /// soon as it arrives and refuses a declared length over the limit before MQTTnet buffers the
-/// body; a whole PUBLISH or CONNECT has its topic names checked (<see cref="MqttTopicRules"/>).
+/// body; a whole packet has its topic names and packet identifier checked (<see cref="MqttTopicRules"/>).
 /// MQTTnet gets the packets before the refused one, then sees the input end and closes the
 /// session (publishing any will); nothing of the refused packet reaches it. The connection
 /// handler sends the MQTT 5 reason code afterwards. Output completion is deferred so that
 /// reason code can still be written.
 /// </summary>
-internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
+internal sealed partial class MqttPacketGuard : PipeReader, IDuplexPipe
 {
+    // MQTT 5.0 section 2.1.2, by the fixed header's high nibble.
+    private static readonly string[] PacketTypeNames =
+    [
+        "reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
+        "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH",
+    ];
+
     private readonly PipeReader _input;
     private readonly MqttOutput _output;
     private readonly int _maxPacketSize;
@@ -56,8 +63,11 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public long ViolatingLength { get; private set; }
 
-    /// <summary>What was wrong with a refused topic name, for the log.</summary>
+    /// <summary>What was wrong with a refused packet's topic name or packet identifier, for the log.</summary>
     public string? ViolationDetail { get; private set; }
+
+    /// <summary>The type of the refused packet, for the log.</summary>
+    public string? ViolatingPacketType { get; private set; }
 
     /// <summary>The CONNECT packet's protocol level: 3 (3.1), 4 (3.1.1) or 5; 0 until seen.</summary>
     public int ProtocolLevel { get; private set; }
@@ -157,12 +167,14 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
             long remaining = 0;
             var headerLength = 1;
             var multiplier = 1;
+            var headerComplete = true;
             byte next;
             do
             {
                 if (!reader.TryRead(out next))
                 {
-                    return result; // fixed header not complete yet
+                    headerComplete = false; // fixed header not complete yet
+                    break;
                 }
 
                 if (headerLength == 5)
@@ -177,7 +189,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
             }
             while ((next & 0x80) != 0);
 
-            if (Violation != GuardViolation.None)
+            if (!headerComplete || Violation != GuardViolation.None)
             {
                 break;
             }
@@ -199,7 +211,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
                 break; // body still arriving; its size is known to be acceptable
             }
 
-            if (CheckTopics(buffer.Slice(offset, packetLength), typeByte, headerLength) is var problem and not GuardViolation.None)
+            if (CheckPacket(buffer.Slice(offset, packetLength), typeByte, headerLength) is var problem and not GuardViolation.None)
             {
                 Refuse(offset, problem, packetLength);
                 break;
@@ -215,6 +227,16 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
         if (Violation == GuardViolation.None)
         {
+            var whole = Math.Max(0, _nextHeader - _bufferStart);
+            if (result.IsCompleted && whole < buffer.Length)
+            {
+                // The peer ended its input part-way through a packet. MQTTnet's reader would wait
+                // for the rest, which cannot come, by re-reading the completed input in a busy
+                // loop (a core at 100 % until the session ends); it gets the whole packets, then
+                // the end of the input.
+                return new ReadResult(buffer.Slice(0, whole), result.IsCanceled, isCompleted: true);
+            }
+
             return result;
         }
 
@@ -229,20 +251,25 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
         return new ReadResult(buffer.Slice(0, before), isCanceled: false, isCompleted: true);
     }
 
-    private GuardViolation CheckTopics(ReadOnlySequence<byte> packet, byte typeByte, int headerLength)
+    private GuardViolation CheckPacket(ReadOnlySequence<byte> packet, byte typeByte, int headerLength)
     {
         string? detail = null;
         var violation = GuardViolation.None;
-        if ((typeByte >> 4) == 1 && _packets == 0)
+        switch (typeByte >> 4)
         {
-            violation = MqttTopicRules.CheckConnect(packet, headerLength, out detail);
-        }
-        else if ((typeByte >> 4) == 3 && _packets > 0)
-        {
-            violation = MqttTopicRules.CheckPublish(packet, headerLength, ProtocolLevel, ref _topicAliases, out detail);
+            case 1 when _packets == 0:
+                violation = MqttTopicRules.CheckConnect(packet, headerLength, out detail);
+                break;
+            case 3 when _packets > 0:
+                violation = MqttTopicRules.CheckPublish(packet, headerLength, ProtocolLevel, ref _topicAliases, out detail);
+                break;
+            case 4 or 5 or 6 or 7 or 8 or 10 when _packets > 0:
+                violation = MqttTopicRules.CheckPacketIdentifier(packet, headerLength, ProtocolLevel, out detail);
+                break;
         }
 
         ViolationDetail = detail;
+        ViolatingPacketType = PacketTypeNames[typeByte >> 4];
         return violation;
     }
 
@@ -263,67 +290,5 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
         Violation = violation;
         ViolatingLength = length;
         _stopAt = _bufferStart + offset;
-    }
-
-    /// <summary>
-    /// Forwards everything but completion, which the connection handler does last, and a flush
-    /// the sender has said another packet follows at once (<see cref="FlushWithNext"/>).
-    /// </summary>
-    internal sealed class MqttOutput(PipeWriter inner) : PipeWriter
-    {
-        // Set and consumed on the connection's send loop (MQTTnet sends one packet at a time).
-        private bool _flushWithNext;
-
-        public PipeWriter Inner => inner;
-
-        /// <summary>
-        /// The next flush is left to the packet after it: a run of acknowledgements released by
-        /// one commit leaves in one socket write instead of one each. Only for a packet whose
-        /// successor is already on its way to the send loop, or it would wait for traffic.
-        /// </summary>
-        public void FlushWithNext() => _flushWithNext = true;
-
-        private bool SkipFlush()
-        {
-            if (!_flushWithNext)
-            {
-                return false;
-            }
-
-            _flushWithNext = false;
-            return true;
-        }
-
-        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
-
-        public override long UnflushedBytes => inner.UnflushedBytes;
-
-        public override void Advance(int bytes) => inner.Advance(bytes);
-
-        public override void CancelPendingFlush() => inner.CancelPendingFlush();
-
-        public override void Complete(Exception? exception = null)
-        {
-        }
-
-        public override ValueTask CompleteAsync(Exception? exception = null) => ValueTask.CompletedTask;
-
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
-            SkipFlush() ? default : inner.FlushAsync(cancellationToken);
-
-        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
-
-        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
-
-        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
-        {
-            if (!SkipFlush())
-            {
-                return inner.WriteAsync(source, cancellationToken);
-            }
-
-            inner.Write(source.Span);
-            return default;
-        }
     }
 }

@@ -4,10 +4,12 @@ using System.Text.Unicode;
 namespace Gateway.Protocols.Mqtt;
 
 /// <summary>
-/// The topic name rules MQTTnet does not enforce, checked on a whole packet's raw bytes before
+/// The topic name and packet identifier rules MQTTnet does not enforce, checked on a whole packet's raw bytes before
 /// MQTTnet sees it: a topic name is at least one character, has no wildcard and is well-formed
 /// UTF-8 without U+0000 (MQTT 3.1.1 sections 1.5.3, 3.3.2.1 and 4.7.3; 5.0 sections 1.5.4,
-/// 3.3.2.1 and 4.7.3: MQTT-3.3.2-2, MQTT-4.7.3-1); the will topic of a CONNECT too. In MQTT 5 a
+/// 3.3.2.1 and 4.7.3: MQTT-3.3.2-2, MQTT-4.7.3-1); the will topic of a CONNECT too, and in
+/// MQTT 5 the strings among a PUBLISH's or a will's properties (user properties, content type,
+/// response topic), which are stored with a retained message. In MQTT 5 a
 /// PUBLISH may leave its topic empty when its topic alias was set earlier on the connection
 /// (section 3.3.2.3.4); alias 0 is not allowed (MQTT-3.3.2-8). A packet the rules cannot read
 /// (a length past its end) is left to MQTTnet, which refuses it as malformed.
@@ -33,11 +35,26 @@ internal static class MqttTopicRules
         }
 
         var qos = (typeByte >> 1) & 0x03;
+        short packetId = 0;
+        if (qos > 0 && reader.TryReadBigEndian(out packetId) && packetId == 0)
+        {
+            detail = "packet identifier 0";
+            return GuardViolation.ProtocolError;
+        }
+
         ushort alias = 0;
         var aliasFound = false;
-        if (protocolLevel == 5 && (qos == 0 || reader.TryAdvance(2)))
+        if (protocolLevel == 5 && (qos == 0 || packetId != 0))
         {
-            aliasFound = TryFindTopicAlias(ref reader, out alias);
+            var scan = ScanProperties(ref reader, out var found);
+            if (scan == PropertyScan.IllFormedString)
+            {
+                detail = "a property string that is not well-formed UTF-8 (or holds U+0000)";
+                return GuardViolation.MalformedPacket;
+            }
+
+            aliasFound = found is not null;
+            alias = found.GetValueOrDefault();
         }
 
         if (aliasFound && alias == 0)
@@ -71,6 +88,49 @@ internal static class MqttTopicRules
         return GuardViolation.None;
     }
 
+    /// <summary>
+    /// PUBACK, PUBREC, PUBREL, PUBCOMP, SUBSCRIBE and UNSUBSCRIBE start with a packet identifier,
+    /// which is never 0 (MQTT 3.1.1 MQTT-2.3.1-1, 5.0 MQTT-2.2.1-3), and a SUBSCRIBE or
+    /// UNSUBSCRIBE names at least one topic filter (MQTT-3.8.3-3, MQTT-3.10.3-2). MQTTnet would
+    /// answer either with an acknowledgement it then fails to encode.
+    /// </summary>
+    public static GuardViolation CheckPacketIdentifier(ReadOnlySequence<byte> packet, int headerLength, int protocolLevel, out string? detail)
+    {
+        detail = null;
+        var reader = new SequenceReader<byte>(packet);
+        reader.TryRead(out var typeByte);
+        reader.Advance(headerLength - 1);
+        if (!reader.TryReadBigEndian(out short packetId))
+        {
+            return GuardViolation.None;
+        }
+
+        if (packetId == 0)
+        {
+            detail = "packet identifier 0";
+            return GuardViolation.ProtocolError;
+        }
+
+        if ((typeByte >> 4) is not (8 or 10))
+        {
+            return GuardViolation.None;
+        }
+
+        if (protocolLevel == 5 && !TrySkipProperties(ref reader))
+        {
+            detail = "properties that run past the end of the packet";
+            return GuardViolation.MalformedPacket;
+        }
+
+        if (reader.End)
+        {
+            detail = "no topic filter";
+            return GuardViolation.ProtocolError;
+        }
+
+        return GuardViolation.None;
+    }
+
     /// <summary>Checks the will topic of a whole CONNECT (fixed header included), if it has a will.</summary>
     // MQTT 5.0 section 3.1.2 / 3.1.1 section 3.1.2: protocol name, level, flags, keep alive,
     // [properties], then the payload: client id, [will properties], will topic, ...
@@ -90,8 +150,28 @@ internal static class MqttTopicRules
             return GuardViolation.None;
         }
 
-        if (!TryReadString(ref reader, out _) || (level == 5 && !TrySkipProperties(ref reader)) ||
-            !TryReadString(ref reader, out var willTopic))
+        if (!TryReadString(ref reader, out _))
+        {
+            return GuardViolation.None;
+        }
+
+        if (level == 5)
+        {
+            // The will is published like a PUBLISH, so its properties are held to the same rules.
+            var scan = ScanProperties(ref reader, out _);
+            if (scan == PropertyScan.IllFormedString)
+            {
+                detail = "a will property string that is not well-formed UTF-8 (or holds U+0000)";
+                return GuardViolation.MalformedPacket;
+            }
+
+            if (scan == PropertyScan.Unreadable)
+            {
+                return GuardViolation.None;
+            }
+        }
+
+        if (!TryReadString(ref reader, out var willTopic))
         {
             return GuardViolation.None;
         }
@@ -115,80 +195,107 @@ internal static class MqttTopicRules
     private static GuardViolation CheckTopic(ReadOnlySequence<byte> topic, out string? detail)
     {
         detail = null;
-        if (topic.IsEmpty)
+
+        // '+' and '#' are ASCII, so they never occur inside a multi-byte UTF-8 sequence.
+        if (topic.PositionOf((byte)'+') is not null || topic.PositionOf((byte)'#') is not null)
         {
-            return GuardViolation.None;
+            detail = "a topic with a wildcard ('+' or '#')";
+            return GuardViolation.TopicNameInvalid;
         }
 
-        byte[]? rented = null;
-        var span = topic.IsSingleSegment ? topic.FirstSpan : (rented = ArrayPool<byte>.Shared.Rent((int)topic.Length)).AsSpan(0, (int)topic.Length);
+        if (!IsWellFormed(topic))
+        {
+            detail = "a topic that is not well-formed UTF-8 (or holds U+0000)";
+            return GuardViolation.MalformedPacket;
+        }
+
+        return GuardViolation.None;
+    }
+
+    // MQTT 5.0 section 1.5.4 / 3.1.1 section 1.5.3: well-formed UTF-8 without U+0000.
+    private static bool IsWellFormed(ReadOnlySequence<byte> text)
+    {
+        if (text.IsSingleSegment)
+        {
+            return Utf8.IsValid(text.FirstSpan) && !text.FirstSpan.Contains((byte)0);
+        }
+
+        var rented = ArrayPool<byte>.Shared.Rent((int)text.Length);
         try
         {
-            if (rented is not null)
-            {
-                topic.CopyTo(rented);
-            }
-
-            // '+' and '#' are ASCII, so they never occur inside a multi-byte UTF-8 sequence.
-            if (span.IndexOfAny((byte)'+', (byte)'#') >= 0)
-            {
-                detail = "a topic with a wildcard ('+' or '#')";
-                return GuardViolation.TopicNameInvalid;
-            }
-
-            if (!Utf8.IsValid(span) || span.Contains((byte)0))
-            {
-                detail = "a topic that is not well-formed UTF-8 (or holds U+0000)";
-                return GuardViolation.MalformedPacket;
-            }
-
-            return GuardViolation.None;
+            var span = rented.AsSpan(0, (int)text.Length);
+            text.CopyTo(span);
+            return Utf8.IsValid(span) && !span.Contains((byte)0);
         }
         finally
         {
-            if (rented is not null)
-            {
-                ArrayPool<byte>.Shared.Return(rented);
-            }
+            ArrayPool<byte>.Shared.Return(rented);
         }
     }
 
-    // MQTT 5.0 section 2.2.2.2: property length, then identifier/value pairs; the topic alias is
-    // 0x23, a two-byte integer. False when there is none or the properties cannot be read.
-    private static bool TryFindTopicAlias(ref SequenceReader<byte> reader, out ushort alias)
+    private enum PropertyScan
     {
-        alias = 0;
+        Ok,
+        Unreadable,
+        IllFormedString,
+    }
+
+    // MQTT 5.0 section 2.2.2.2: property length, then identifier/value pairs. Finds the topic
+    // alias (0x23, a two-byte integer) and checks every UTF-8 string (section 1.5.4: ill-formed
+    // UTF-8 or U+0000 make a Malformed Packet). Leaves the reader after the properties.
+    private static PropertyScan ScanProperties(ref SequenceReader<byte> reader, out ushort? alias)
+    {
+        alias = null;
         if (!TryReadVarInt(ref reader, out var length) || reader.Remaining < length)
         {
-            return false;
+            return PropertyScan.Unreadable;
         }
 
         var properties = new SequenceReader<byte>(reader.UnreadSequence.Slice(0, length));
-        var found = false;
+        reader.Advance(length);
         while (!properties.End)
         {
             if (!TryReadVarInt(ref properties, out var id))
             {
-                return false;
+                return PropertyScan.Unreadable;
             }
 
-            if (id == 0x23)
+            switch (id)
             {
-                if (!properties.TryReadBigEndian(out short value))
-                {
-                    return false;
-                }
+                case 0x23:
+                    if (!properties.TryReadBigEndian(out short value))
+                    {
+                        return PropertyScan.Unreadable;
+                    }
 
-                alias = (ushort)value;
-                found = true;
-            }
-            else if (!TrySkipPropertyValue(ref properties, id))
-            {
-                return false;
+                    alias = (ushort)value;
+                    break;
+                case 0x03 or 0x08 or 0x12 or 0x15 or 0x1A or 0x1C or 0x1F or 0x26:
+                    for (var strings = id == 0x26 ? 2 : 1; strings > 0; strings--)
+                    {
+                        if (!TryReadString(ref properties, out var text))
+                        {
+                            return PropertyScan.Unreadable;
+                        }
+
+                        if (!IsWellFormed(text))
+                        {
+                            return PropertyScan.IllFormedString;
+                        }
+                    }
+
+                    break;
+                default:
+                    if (!TrySkipPropertyValue(ref properties, id))
+                    {
+                        return PropertyScan.Unreadable;
+                    }
+
+                    break;
             }
         }
 
-        return found;
+        return PropertyScan.Ok;
     }
 
     private static bool TrySkipProperties(ref SequenceReader<byte> reader) =>
