@@ -72,6 +72,7 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         Server.ClientConnectedAsync += _flow.OnConnectedAsync;
         Server.ClientDisconnectedAsync += _flow.OnDisconnectedAsync;
         Server.InterceptingClientEnqueueAsync += _flow.OnEnqueueAsync;
+        Server.QueuedApplicationMessageOverwrittenAsync += _flow.OnDroppedAsync;
         Server.InterceptingOutboundPacketAsync += OnOutboundPacketAsync;
         Server.ClientConnectedAsync += PublishAcks.OnConnectedAsync;
         Server.InterceptingInboundPacketAsync += PublishAcks.OnInboundPacketAsync;

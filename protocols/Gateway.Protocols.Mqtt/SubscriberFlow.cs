@@ -51,6 +51,21 @@ internal sealed class SubscriberFlow
         return client.EnqueuedAsync();
     }
 
+    /// <summary>
+    /// MQTTnet dropped the oldest message of a session queue over its limit: it will never be
+    /// sent, so it is no longer pending (or the count would only grow, and every later message
+    /// would wait for sends that cannot bring it down).
+    /// </summary>
+    public Task OnDroppedAsync(QueueMessageOverwrittenEventArgs e)
+    {
+        if (_clients.TryGetValue(e.ReceiverClientId, out var client))
+        {
+            client.Dropped();
+        }
+
+        return Task.CompletedTask;
+    }
+
     /// <summary>MQTTnet has written a PUBLISH to a subscriber.</summary>
     public static void OnPublishSent(InterceptingPacketEventArgs e)
     {
@@ -78,17 +93,30 @@ internal sealed class SubscriberFlow
                 }
 
                 _waiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                // Bounded: if the client stalls while we wait, carry on without it.
-                return _waiter.Task.WaitAsync(StallTime);
+                return WaitAtMostStallTimeAsync(_waiter.Task);
             }
         }
 
-        public void Sent()
+        public void Sent() => Release(sent: true);
+
+        public void Dropped() => Release(sent: false);
+
+        // Bounded: if the client stalls while we wait, carry on without it. Running out of time
+        // is not a failure: thrown here, it would fail the whole injection (the message lost
+        // for every subscriber after this one) or the SUBSCRIBE that enqueued retained messages.
+        private static async Task WaitAtMostStallTimeAsync(Task released) =>
+            await released.WaitAsync(StallTime).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
+        private void Release(bool sent)
         {
             lock (_sync)
             {
                 _pending = Math.Max(0, _pending - 1);
-                _lastSent = Environment.TickCount64;
+                if (sent)
+                {
+                    _lastSent = Environment.TickCount64;
+                }
+
                 if (_waiter is not null && _pending <= PendingLimit / 2)
                 {
                     _waiter.TrySetResult();
