@@ -145,35 +145,37 @@ internal static class MqttTopicRules
             return GuardViolation.None;
         }
 
-        if (level == 5 && !TrySkipProperties(ref reader))
+        // From here on, a length that does not fit is refused rather than left to MQTTnet, whose
+        // reader is lenient (a property may run past its block's declared end): it would find
+        // the will topic somewhere else than this check looked.
+        const string Unreadable = "a will that cannot be read: a length runs past its field or the packet";
+        if (level == 5 && ScanProperties(ref reader, out _) == PropertyScan.Unreadable)
         {
-            return GuardViolation.None;
+            detail = Unreadable;
+            return GuardViolation.MalformedPacket;
         }
 
         if (!TryReadString(ref reader, out _))
         {
-            return GuardViolation.None;
+            detail = Unreadable;
+            return GuardViolation.MalformedPacket;
         }
 
         if (level == 5)
         {
             // The will is published like a PUBLISH, so its properties are held to the same rules.
             var scan = ScanProperties(ref reader, out _);
-            if (scan == PropertyScan.IllFormedString)
+            if (scan != PropertyScan.Ok)
             {
-                detail = "a will property string that is not well-formed UTF-8 (or holds U+0000)";
+                detail = scan == PropertyScan.IllFormedString ? "a will property string that is not well-formed UTF-8 (or holds U+0000)" : Unreadable;
                 return GuardViolation.MalformedPacket;
-            }
-
-            if (scan == PropertyScan.Unreadable)
-            {
-                return GuardViolation.None;
             }
         }
 
         if (!TryReadString(ref reader, out var willTopic))
         {
-            return GuardViolation.None;
+            detail = Unreadable;
+            return GuardViolation.MalformedPacket;
         }
 
         var problem = CheckTopic(willTopic, out detail);

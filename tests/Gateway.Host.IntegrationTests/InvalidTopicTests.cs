@@ -177,6 +177,22 @@ public sealed class InvalidTopicTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Mqtt5_connect_whose_will_cannot_be_read_strictly_gets_connack_0x81()
+    {
+        await using var raw = await RawSocketClient.ConnectAsync(_gateway.MqttPort);
+        var connect = RawMqtt.Connect(5, "short-props", willTopic: "will/+", willPayload: "gone").ToList();
+        // One user property ("k" = "v", 8 bytes) declared as 5 bytes long: a lenient reader reads
+        // on past the block and still finds the will topic "will/+" where a strict one cannot.
+        connect.InsertRange(13, new byte[] { 0x26, 0x00, 0x01, (byte)'k', 0x00, 0x01, (byte)'v' });
+        connect[12] = 5;
+        connect[1] += 7;
+
+        await raw.TrySendAsync(connect.ToArray());
+
+        Assert.Equal(new byte[] { 0x20, 0x03, 0x00, 0x81, 0x00 }, await raw.ReadUntilClosedAsync());
+    }
+
+    [Fact]
     public async Task Refusals_are_counted_by_reason()
     {
         var counters = _gateway.Services.GetRequiredService<MqttAdapter>().Counters;
