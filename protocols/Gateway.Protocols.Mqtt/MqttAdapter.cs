@@ -171,7 +171,14 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
     public async Task RetainAsync(string topic, GatewayMessage message, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(message);
-        await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
+
+        // The wills of clients the stop disconnects arrive after MQTTnet has stopped taking
+        // retained messages (it throws); the store still keeps them for the next start.
+        if (Server.IsStarted)
+        {
+            await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
+        }
+
         if (_retainedStore is not null)
         {
             await _retainedStore.SetRetainedAsync(topic, message.Body.IsEmpty ? null : message, cancellationToken);
