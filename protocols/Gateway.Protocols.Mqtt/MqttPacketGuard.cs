@@ -18,7 +18,7 @@ internal enum GuardViolation
     /// <summary>An empty topic whose alias was never set, packet identifier 0, a SUBSCRIBE or UNSUBSCRIBE without a filter (MQTT 5 0x82).</summary>
     ProtocolError,
 
-    /// <summary>A topic that is not well-formed UTF-8 (MQTT 5 0x81).</summary>
+    /// <summary>A topic or property string that is not well-formed UTF-8, or a will CONNECT whose lengths do not fit (MQTT 5 0x81).</summary>
     MalformedPacket,
 }
 
@@ -26,7 +26,7 @@ internal enum GuardViolation
 /// Sits between Kestrel's transport and MQTTnet. It reads each packet's fixed header
 /// (MQTT 5.0 section 2.1.4: type byte, then a variable byte integer of at most four bytes) as
 /// soon as it arrives and refuses a declared length over the limit before MQTTnet buffers the
-/// body; a whole packet has its topic names and packet identifier checked (<see cref="MqttTopicRules"/>).
+/// body; a whole packet is held to the rules MQTTnet does not check (<see cref="MqttPacketRules"/>).
 /// MQTTnet gets the packets before the refused one, then sees the input end and closes the
 /// session (publishing any will); nothing of the refused packet reaches it. The connection
 /// handler sends the MQTT 5 reason code afterwards. Output completion is deferred so that
@@ -63,7 +63,7 @@ internal sealed partial class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public long ViolatingLength { get; private set; }
 
-    /// <summary>What was wrong with a refused packet's topic name or packet identifier, for the log.</summary>
+    /// <summary>What <see cref="MqttPacketRules"/> found wrong with a refused packet, for the log.</summary>
     public string? ViolationDetail { get; private set; }
 
     /// <summary>The type of the refused packet, for the log.</summary>
@@ -258,13 +258,13 @@ internal sealed partial class MqttPacketGuard : PipeReader, IDuplexPipe
         switch (typeByte >> 4)
         {
             case 1 when _packets == 0:
-                violation = MqttTopicRules.CheckConnect(packet, headerLength, out detail);
+                violation = MqttPacketRules.CheckConnect(packet, headerLength, out detail);
                 break;
             case 3 when _packets > 0:
-                violation = MqttTopicRules.CheckPublish(packet, headerLength, ProtocolLevel, ref _topicAliases, out detail);
+                violation = MqttPacketRules.CheckPublish(packet, headerLength, ProtocolLevel, ref _topicAliases, out detail);
                 break;
             case 4 or 5 or 6 or 7 or 8 or 10 when _packets > 0:
-                violation = MqttTopicRules.CheckPacketIdentifier(packet, headerLength, ProtocolLevel, out detail);
+                violation = MqttPacketRules.CheckPacketIdentifier(packet, headerLength, ProtocolLevel, out detail);
                 break;
         }
 

@@ -204,6 +204,11 @@ public sealed class InvalidTopicTests : IAsyncLifetime
 
         await WaitFor.ConditionAsync(() => Refused(counters, "topic-name-invalid") == 1, "the refusal to be counted");
         Assert.Equal(0, Refused(counters, "packet-too-large"));
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_gateway.HttpPort}") };
+        var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Contains("gateway_mqtt_packets_refused_total{reason=\"topic-name-invalid\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("gateway_mqtt_packets_refused_total{reason=\"packet-too-large\"} 0\n", metrics, StringComparison.Ordinal);
     }
 
     private static long Refused(MqttCounters counters, string reason) =>

@@ -4,17 +4,18 @@ using System.Text.Unicode;
 namespace Gateway.Protocols.Mqtt;
 
 /// <summary>
-/// The topic name and packet identifier rules MQTTnet does not enforce, checked on a whole packet's raw bytes before
-/// MQTTnet sees it: a topic name is at least one character, has no wildcard and is well-formed
-/// UTF-8 without U+0000 (MQTT 3.1.1 sections 1.5.3, 3.3.2.1 and 4.7.3; 5.0 sections 1.5.4,
-/// 3.3.2.1 and 4.7.3: MQTT-3.3.2-2, MQTT-4.7.3-1); the will topic of a CONNECT too, and in
-/// MQTT 5 the strings among a PUBLISH's or a will's properties (user properties, content type,
-/// response topic), which are stored with a retained message. In MQTT 5 a
-/// PUBLISH may leave its topic empty when its topic alias was set earlier on the connection
-/// (section 3.3.2.3.4); alias 0 is not allowed (MQTT-3.3.2-8). A packet the rules cannot read
-/// (a length past its end) is left to MQTTnet, which refuses it as malformed.
+/// Rules MQTTnet does not enforce, checked on a whole packet's raw bytes before MQTTnet sees it.
+/// A topic name is at least one character, has no wildcard and is well-formed UTF-8 without
+/// U+0000 (MQTT 3.1.1 sections 1.5.3, 3.3.2.1 and 4.7.3; 5.0 sections 1.5.4, 3.3.2.1 and 4.7.3:
+/// MQTT-3.3.2-2, MQTT-4.7.3-1), in a PUBLISH and as a CONNECT's will topic; in MQTT 5 so are the
+/// strings among a PUBLISH's or a will's properties, which are stored with a retained message.
+/// An MQTT 5 PUBLISH may leave its topic empty when its topic alias was set earlier on the
+/// connection (section 3.3.2.3.4); alias 0 is not allowed (MQTT-3.3.2-8). Packet identifiers are
+/// never 0, and a SUBSCRIBE or UNSUBSCRIBE names a filter. A PUBLISH or SUBSCRIBE whose other
+/// lengths do not fit is left to MQTTnet, which refuses it as malformed; a will CONNECT is not
+/// (see <see cref="CheckConnect"/>).
 /// </summary>
-internal static class MqttTopicRules
+internal static class MqttPacketRules
 {
     /// <summary>Checks a whole PUBLISH (fixed header included) of a connection at <paramref name="protocolLevel"/>.</summary>
     public static GuardViolation CheckPublish(ReadOnlySequence<byte> packet, int headerLength, int protocolLevel, ref HashSet<ushort>? aliases, out string? detail)
