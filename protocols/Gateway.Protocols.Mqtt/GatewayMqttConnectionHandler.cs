@@ -12,10 +12,12 @@ namespace Gateway.Protocols.Mqtt;
 internal sealed class GatewayMqttConnectionHandler(
     MqttConnectionHandler mqttnet,
     IOptions<MqttOptions> options,
-    ILogger<GatewayMqttConnectionHandler> logger) : ConnectionHandler
+    ILogger<GatewayMqttConnectionHandler> logger,
+    MqttAdapter adapter) : ConnectionHandler
 {
     private readonly MqttOptions _options = options.Value;
     private readonly ILogger _logger = logger;
+    private readonly MqttCounters _counters = adapter.Counters;
 
     public override async Task OnConnectedAsync(ConnectionContext connection)
     {
@@ -39,6 +41,9 @@ internal sealed class GatewayMqttConnectionHandler(
         }
         finally
         {
+            // MQTTnet returns without waiting for its send loop: let a packet it is still writing
+            // finish before anything else writes to or completes the transport.
+            await guard.Output.CloseAsync();
             await RefuseIfViolatedAsync(connection, guard);
         }
     }
@@ -51,13 +56,25 @@ internal sealed class GatewayMqttConnectionHandler(
         }
 
         var remote = connection.RemoteEndPoint;
-        if (guard.Violation == GuardViolation.TooLarge)
+        _counters.OnPacketRefused(guard.Violation);
+        switch (guard.Violation)
         {
-            MqttLog.PacketTooLarge(_logger, connection.ConnectionId, remote, guard.ViolatingLength, _options.MaxPacketSize);
-        }
-        else
-        {
-            MqttLog.MalformedLength(_logger, connection.ConnectionId, remote);
+            case GuardViolation.TooLarge:
+                MqttLog.PacketTooLarge(_logger, connection.ConnectionId, remote, guard.ViolatingLength, _options.MaxPacketSize);
+                break;
+            case GuardViolation.MalformedLength:
+                MqttLog.MalformedLength(_logger, connection.ConnectionId, remote);
+                break;
+            default:
+                var refusal = guard.RefusalPacket();
+                MqttLog.PacketRefused(
+                    _logger,
+                    connection.ConnectionId,
+                    remote,
+                    guard.ViolatingPacketType ?? "packet",
+                    guard.ViolationDetail ?? "an invalid topic",
+                    refusal is null ? "MQTT 3.1/3.1.1: no acknowledgement" : $"reason 0x{refusal[^2]:X2}");
+                break;
         }
 
         if (guard.RefusalPacket() is { } packet)

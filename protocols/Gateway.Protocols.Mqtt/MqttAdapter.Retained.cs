@@ -82,7 +82,13 @@ public sealed partial class MqttAdapter
                 RetainedBudget.Remove(topic);
             }
 
-            await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
+            // The wills of clients the stop disconnects arrive after MQTTnet has stopped taking
+            // retained messages (it throws); the store already keeps them for the next start.
+            if (Server.IsStarted)
+            {
+                await Server.UpdateRetainedMessageAsync(MqttMessageMapper.ToMqtt(message));
+            }
+
             return RetainedRefusal.None;
         }
         finally

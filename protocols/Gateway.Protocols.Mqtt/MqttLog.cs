@@ -41,6 +41,9 @@ internal static partial class MqttLog
     [LoggerMessage(EventId = 1011, Level = LogLevel.Warning, Message = "Disconnecting MQTT client {ClientId} after a failed store failed: {Reason}")]
     public static partial void DisconnectFailed(ILogger logger, string clientId, string reason);
 
+    [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "MQTT connection {ConnectionId} from {RemoteEndPoint} sent a {PacketType} with {Problem}, which MQTT does not allow; refused ({Reason}) and disconnected")]
+    public static partial void PacketRefused(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint, string packetType, string problem, string reason);
+
     [LoggerMessage(EventId = 1020, Level = LogLevel.Warning, Message = "MQTT client {ClientId} has been {Pending} messages behind for {Seconds} s; publishers no longer wait for it, and its session queues its messages (up to Mqtt:MaxPendingMessagesPerClient, then the oldest are dropped)")]
     public static partial void SubscriberBehind(ILogger logger, string clientId, int pending, double seconds);
 

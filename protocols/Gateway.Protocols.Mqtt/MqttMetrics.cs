@@ -23,6 +23,7 @@ internal sealed class MqttMetrics : IDisposable
         _meter.CreateObservableCounter("gateway.mqtt.messages.sent", () => adapter.Counters.Sent, "{message}", "PUBLISH packets sent to subscribers");
         _meter.CreateObservableCounter("gateway.mqtt.messages.dropped", () => Dropped(adapter.Counters), "{message}", "messages a session did not get: session-queue-full, the oldest dropped from a queue over Mqtt:MaxPendingMessagesPerClient; memory-budget, not queued for an offline or lagging session while the memory budget was full");
         _meter.CreateObservableUpDownCounter("gateway.mqtt.clients.behind", () => adapter.ClientsBehind, "{client}", "connected subscribers left behind: publishers no longer wait for them until they catch up");
+        _meter.CreateObservableCounter("gateway.mqtt.packets.refused", adapter.Counters.PacketsRefused, "{packet}", "packets refused before MQTTnet parsed them, by reason (packet-too-large, malformed, topic-name-invalid, topic-alias-invalid, protocol-error); the connection is closed (MQTT 5 gets the reason)");
     }
 
     public void Dispose() => _meter.Dispose();
@@ -42,6 +43,11 @@ internal sealed class MqttCounters
     private long _sent;
     private long _dropped;
     private long _droppedForMemory;
+    private readonly long[] _packetsRefused = new long[RefusalReasons.Length];
+
+    // Metric tag values, indexed by GuardViolation.
+    private static readonly string[] RefusalReasons =
+        ["none", "packet-too-large", "malformed", "topic-name-invalid", "topic-alias-invalid", "protocol-error", "malformed"];
 
     public long Received => Interlocked.Read(ref _received);
 
@@ -62,4 +68,19 @@ internal sealed class MqttCounters
     public void OnDropped() => Interlocked.Increment(ref _dropped);
 
     public long OnDroppedForMemory() => Interlocked.Increment(ref _droppedForMemory);
+
+    /// <summary>The packet guard refused a packet and closed its connection.</summary>
+    public void OnPacketRefused(GuardViolation violation) => Interlocked.Increment(ref _packetsRefused[(int)violation]);
+
+    /// <summary>One measurement per reason, zeros included, so every series exists from the start.</summary>
+    public IEnumerable<Measurement<long>> PacketsRefused()
+    {
+        var sums = new Dictionary<string, long>(StringComparer.Ordinal);
+        for (var i = 1; i < _packetsRefused.Length; i++)
+        {
+            sums[RefusalReasons[i]] = sums.GetValueOrDefault(RefusalReasons[i]) + Interlocked.Read(ref _packetsRefused[i]);
+        }
+
+        return [.. sums.Select(static s => new Measurement<long>(s.Value, new KeyValuePair<string, object?>("reason", s.Key)))];
+    }
 }

@@ -8,18 +8,39 @@ internal enum GuardViolation
     None,
     TooLarge,
     MalformedLength,
+
+    /// <summary>A wildcard in a topic name, or an empty one without a topic alias (MQTT 5 0x90).</summary>
+    TopicNameInvalid,
+
+    /// <summary>Topic alias 0 (MQTT 5 0x94).</summary>
+    TopicAliasInvalid,
+
+    /// <summary>An empty topic whose alias was never set, packet identifier 0, a SUBSCRIBE or UNSUBSCRIBE without a filter (MQTT 5 0x82).</summary>
+    ProtocolError,
+
+    /// <summary>A topic or property string that is not well-formed UTF-8, or a will CONNECT whose lengths do not fit (MQTT 5 0x81).</summary>
+    MalformedPacket,
 }
 
 /// <summary>
 /// Sits between Kestrel's transport and MQTTnet. It reads each packet's fixed header
 /// (MQTT 5.0 section 2.1.4: type byte, then a variable byte integer of at most four bytes) as
 /// soon as it arrives and refuses a declared length over the limit before MQTTnet buffers the
-/// body. MQTTnet then sees the input end and closes the session (publishing any will); the
-/// connection handler sends the MQTT 5 reason code afterwards. Output completion is deferred so
-/// that reason code can still be written.
+/// body; a whole packet is held to the rules MQTTnet does not check (<see cref="MqttPacketRules"/>).
+/// MQTTnet gets the packets before the refused one, then sees the input end and closes the
+/// session (publishing any will); nothing of the refused packet reaches it. The connection
+/// handler sends the MQTT 5 reason code afterwards. Output completion is deferred so that
+/// reason code can still be written.
 /// </summary>
-internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
+internal sealed partial class MqttPacketGuard : PipeReader, IDuplexPipe
 {
+    // MQTT 5.0 section 2.1.2, by the fixed header's high nibble.
+    private static readonly string[] PacketTypeNames =
+    [
+        "reserved", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
+        "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH",
+    ];
+
     private readonly PipeReader _input;
     private readonly MqttOutput _output;
     private readonly int _maxPacketSize;
@@ -27,7 +48,9 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     private ReadOnlySequence<byte> _lastBuffer;
     private long _bufferStart;   // absolute stream offset of _lastBuffer.Start
     private long _nextHeader;    // absolute stream offset of the next packet's first byte
+    private long _stopAt = long.MaxValue; // absolute stream offset of the refused packet
     private int _packets;
+    private HashSet<ushort>? _topicAliases; // MQTT 5 aliases the client has set on this connection
 
     public MqttPacketGuard(IDuplexPipe transport, int maxPacketSize)
     {
@@ -39,6 +62,12 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     public GuardViolation Violation { get; private set; }
 
     public long ViolatingLength { get; private set; }
+
+    /// <summary>What <see cref="MqttPacketRules"/> found wrong with a refused packet, for the log.</summary>
+    public string? ViolationDetail { get; private set; }
+
+    /// <summary>The type of the refused packet, for the log.</summary>
+    public string? ViolatingPacketType { get; private set; }
 
     /// <summary>The CONNECT packet's protocol level: 3 (3.1), 4 (3.1.1) or 5; 0 until seen.</summary>
     public int ProtocolLevel { get; private set; }
@@ -59,9 +88,9 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
-        if (Violation != GuardViolation.None)
+        if (_bufferStart >= _stopAt)
         {
-            return;
+            return; // the read handed out nothing of the transport's buffer (see Inspect)
         }
 
         _bufferStart += _lastBuffer.Slice(_lastBuffer.Start, consumed).Length;
@@ -74,7 +103,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public override async ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
     {
-        if (Violation != GuardViolation.None)
+        if (_bufferStart >= _stopAt)
         {
             return new ReadResult(default, isCanceled: false, isCompleted: true);
         }
@@ -85,7 +114,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
     public override bool TryRead(out ReadResult result)
     {
-        if (Violation != GuardViolation.None)
+        if (_bufferStart >= _stopAt)
         {
             result = new ReadResult(default, isCanceled: false, isCompleted: true);
             return true;
@@ -108,7 +137,14 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
             return null;
         }
 
-        var reason = Violation == GuardViolation.TooLarge ? (byte)0x95 : (byte)0x81; // Packet too large / Malformed packet
+        var reason = Violation switch
+        {
+            GuardViolation.TooLarge => (byte)0x95,           // Packet too large
+            GuardViolation.TopicNameInvalid => (byte)0x90,   // Topic Name invalid
+            GuardViolation.TopicAliasInvalid => (byte)0x94,  // Topic Alias invalid
+            GuardViolation.ProtocolError => (byte)0x82,      // Protocol Error
+            _ => (byte)0x81,                                 // Malformed Packet
+        };
         return ConnectReceived
             ? [0xE0, 0x02, reason, 0x00]          // DISCONNECT, reason, no properties (MQTT 5.0 section 3.14)
             : [0x20, 0x03, 0x00, reason, 0x00];   // CONNACK, no session, reason, no properties (section 3.2)
@@ -118,7 +154,7 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
     {
         var buffer = result.Buffer;
         _lastBuffer = buffer;
-        while (true)
+        while (Violation == GuardViolation.None)
         {
             var offset = _nextHeader - _bufferStart;
             if (offset >= buffer.Length)
@@ -131,17 +167,20 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
             long remaining = 0;
             var headerLength = 1;
             var multiplier = 1;
+            var headerComplete = true;
             byte next;
             do
             {
                 if (!reader.TryRead(out next))
                 {
-                    return result; // fixed header not complete yet
+                    headerComplete = false; // fixed header not complete yet
+                    break;
                 }
 
                 if (headerLength == 5)
                 {
-                    return Refuse(result, GuardViolation.MalformedLength, 0);
+                    Refuse(offset, GuardViolation.MalformedLength, 0);
+                    break;
                 }
 
                 remaining += (next & 0x7F) * (long)multiplier;
@@ -149,6 +188,11 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
                 headerLength++;
             }
             while ((next & 0x80) != 0);
+
+            if (!headerComplete || Violation != GuardViolation.None)
+            {
+                break;
+            }
 
             var packetLength = headerLength + remaining;
             if (_packets == 0 && (typeByte >> 4) == 1)
@@ -158,12 +202,19 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
 
             if (packetLength > _maxPacketSize)
             {
-                return Refuse(result, GuardViolation.TooLarge, packetLength);
+                Refuse(offset, GuardViolation.TooLarge, packetLength);
+                break;
             }
 
             if (offset + packetLength > buffer.Length)
             {
                 break; // body still arriving; its size is known to be acceptable
+            }
+
+            if (CheckPacket(buffer.Slice(offset, packetLength), typeByte, headerLength) is var problem and not GuardViolation.None)
+            {
+                Refuse(offset, problem, packetLength);
+                break;
             }
 
             if (_packets++ == 0)
@@ -174,7 +225,52 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
             _nextHeader += packetLength;
         }
 
-        return result;
+        if (Violation == GuardViolation.None)
+        {
+            var whole = Math.Max(0, _nextHeader - _bufferStart);
+            if (result.IsCompleted && whole < buffer.Length)
+            {
+                // The peer ended its input part-way through a packet. MQTTnet's reader would wait
+                // for the rest, which cannot come, by re-reading the completed input in a busy
+                // loop (a core at 100 % until the session ends); it gets the whole packets, then
+                // the end of the input.
+                return new ReadResult(buffer.Slice(0, whole), result.IsCanceled, isCompleted: true);
+            }
+
+            return result;
+        }
+
+        // MQTTnet gets the whole packets before the refused one, then the end of the input.
+        var before = _stopAt - _bufferStart;
+        if (before <= 0)
+        {
+            _input.AdvanceTo(buffer.Start);
+            return new ReadResult(default, isCanceled: false, isCompleted: true);
+        }
+
+        return new ReadResult(buffer.Slice(0, before), isCanceled: false, isCompleted: true);
+    }
+
+    private GuardViolation CheckPacket(ReadOnlySequence<byte> packet, byte typeByte, int headerLength)
+    {
+        string? detail = null;
+        var violation = GuardViolation.None;
+        switch (typeByte >> 4)
+        {
+            case 1 when _packets == 0:
+                violation = MqttPacketRules.CheckConnect(packet, headerLength, out detail);
+                break;
+            case 3 when _packets > 0:
+                violation = MqttPacketRules.CheckPublish(packet, headerLength, ProtocolLevel, ref _topicAliases, out detail);
+                break;
+            case 4 or 5 or 6 or 7 or 8 or 10 when _packets > 0:
+                violation = MqttPacketRules.CheckPacketIdentifier(packet, headerLength, ProtocolLevel, out detail);
+                break;
+        }
+
+        ViolationDetail = detail;
+        ViolatingPacketType = PacketTypeNames[typeByte >> 4];
+        return violation;
     }
 
     // CONNECT variable header: protocol name (two-byte length + "MQTT" or "MQIsdp"), then level.
@@ -189,73 +285,10 @@ internal sealed class MqttPacketGuard : PipeReader, IDuplexPipe
         }
     }
 
-    private ReadResult Refuse(ReadResult result, GuardViolation violation, long length)
+    private void Refuse(long offset, GuardViolation violation, long length)
     {
         Violation = violation;
         ViolatingLength = length;
-        _input.AdvanceTo(result.Buffer.End);
-        return new ReadResult(default, isCanceled: false, isCompleted: true);
-    }
-
-    /// <summary>
-    /// Forwards everything but completion, which the connection handler does last, and a flush
-    /// the sender has said another packet follows at once (<see cref="FlushWithNext"/>).
-    /// </summary>
-    internal sealed class MqttOutput(PipeWriter inner) : PipeWriter
-    {
-        // Set and consumed on the connection's send loop (MQTTnet sends one packet at a time).
-        private bool _flushWithNext;
-
-        public PipeWriter Inner => inner;
-
-        /// <summary>
-        /// The next flush is left to the packet after it: a run of acknowledgements released by
-        /// one commit leaves in one socket write instead of one each. Only for a packet whose
-        /// successor is already on its way to the send loop, or it would wait for traffic.
-        /// </summary>
-        public void FlushWithNext() => _flushWithNext = true;
-
-        private bool SkipFlush()
-        {
-            if (!_flushWithNext)
-            {
-                return false;
-            }
-
-            _flushWithNext = false;
-            return true;
-        }
-
-        public override bool CanGetUnflushedBytes => inner.CanGetUnflushedBytes;
-
-        public override long UnflushedBytes => inner.UnflushedBytes;
-
-        public override void Advance(int bytes) => inner.Advance(bytes);
-
-        public override void CancelPendingFlush() => inner.CancelPendingFlush();
-
-        public override void Complete(Exception? exception = null)
-        {
-        }
-
-        public override ValueTask CompleteAsync(Exception? exception = null) => ValueTask.CompletedTask;
-
-        public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default) =>
-            SkipFlush() ? default : inner.FlushAsync(cancellationToken);
-
-        public override Memory<byte> GetMemory(int sizeHint = 0) => inner.GetMemory(sizeHint);
-
-        public override Span<byte> GetSpan(int sizeHint = 0) => inner.GetSpan(sizeHint);
-
-        public override ValueTask<FlushResult> WriteAsync(ReadOnlyMemory<byte> source, CancellationToken cancellationToken = default)
-        {
-            if (!SkipFlush())
-            {
-                return inner.WriteAsync(source, cancellationToken);
-            }
-
-            inner.Write(source.Span);
-            return default;
-        }
+        _stopAt = _bufferStart + offset;
     }
 }

@@ -63,6 +63,36 @@ public static class RawMqtt
         return Packet((byte)(0x30 | (qos << 1)), body);
     }
 
+    /// <summary>
+    /// A PUBLISH with the topic as raw bytes (so it may be ill-formed UTF-8), the retain flag and,
+    /// for MQTT 5, a topic alias property when <paramref name="topicAlias"/> is given.
+    /// </summary>
+    public static byte[] Publish(byte[] topic, byte[] payload, int level, int qos = 0, ushort packetId = 1, bool retain = false, ushort? topicAlias = null)
+    {
+        var body = new List<byte> { (byte)(topic.Length >> 8), (byte)topic.Length };
+        body.AddRange(topic);
+        if (qos > 0)
+        {
+            body.Add((byte)(packetId >> 8));
+            body.Add((byte)packetId);
+        }
+
+        if (level == 5)
+        {
+            if (topicAlias is { } alias)
+            {
+                body.AddRange([3, 0x23, (byte)(alias >> 8), (byte)alias]); // property length, Topic Alias
+            }
+            else
+            {
+                body.Add(0);
+            }
+        }
+
+        body.AddRange(payload);
+        return Packet((byte)(0x30 | (qos << 1) | (retain ? 1 : 0)), body);
+    }
+
     public static byte[] Subscribe(string filter, int qos, ushort packetId = 1)
     {
         var body = new List<byte> { (byte)(packetId >> 8), (byte)packetId };

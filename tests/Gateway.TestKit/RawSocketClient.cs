@@ -32,6 +32,9 @@ public sealed class RawSocketClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Ends this side's input to the server (a FIN), as a client that goes away does; reading still works.</summary>
+    public void EndInput() => _socket.Shutdown(SocketShutdown.Send);
+
     /// <summary>Reads until the server closes the connection; returns everything it sent.</summary>
     public async Task<byte[]> ReadUntilClosedAsync(TimeSpan? timeout = null)
     {
