@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net;
 using Microsoft.Extensions.Options;
 
@@ -13,7 +14,7 @@ namespace Gateway.Protocols;
 /// <param name="Resolve">Resolves (and so validates) the options.</param>
 public sealed record ProtocolOptions(Type Type, string Section, Action<IServiceProvider> Resolve)
 {
-    public static ProtocolOptions For<TOptions>(string section)
+    public static ProtocolOptions For<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions>(string section)
         where TOptions : class =>
         new(typeof(TOptions), section, static services => _ = ((IOptions<TOptions>)services.GetService(typeof(IOptions<TOptions>))!).Value);
 
