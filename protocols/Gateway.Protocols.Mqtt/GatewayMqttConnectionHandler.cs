@@ -39,6 +39,14 @@ internal sealed class GatewayMqttConnectionHandler(
         {
             await mqttnet.OnConnectedAsync(new GuardedConnectionContext(connection, guard));
         }
+        catch (SynchronizationLockException ex) when (ex.StackTrace?.Contains("MqttClientSessionsManager.DeleteSessionAsync", StringComparison.Ordinal) == true)
+        {
+            // MQTTnet 5.2 disposes a deleted clean session's subscription lock last, after the
+            // session is gone and its event has run; a message being fanned out at that moment
+            // still holds the lock, and the disposal throws. Nothing is left undone, and nothing
+            // is lost: the session no longer exists. Not an error of this connection.
+            MqttLog.SessionDisposalRaced(_logger, connection.ConnectionId);
+        }
         finally
         {
             // MQTTnet returns without waiting for its send loop: let a packet it is still writing

@@ -44,6 +44,9 @@ internal static partial class MqttLog
     [LoggerMessage(EventId = 1012, Level = LogLevel.Warning, Message = "MQTT connection {ConnectionId} from {RemoteEndPoint} sent a {PacketType} with {Problem}, which MQTT does not allow; refused ({Reason}) and disconnected")]
     public static partial void PacketRefused(ILogger logger, string connectionId, System.Net.EndPoint? remoteEndPoint, string packetType, string problem, string reason);
 
+    [LoggerMessage(EventId = 1013, Level = LogLevel.Debug, Message = "MQTT connection {ConnectionId}: MQTTnet's disposal of its ended session raced a message fan-out (harmless; the session was already deleted)")]
+    public static partial void SessionDisposalRaced(ILogger logger, string connectionId);
+
     [LoggerMessage(EventId = 1020, Level = LogLevel.Warning, Message = "MQTT client {ClientId} has been {Pending} messages behind for {Seconds} s; publishers no longer wait for it, and its session queues its messages (up to Mqtt:MaxPendingMessagesPerClient, then the oldest are dropped)")]
     public static partial void SubscriberBehind(ILogger logger, string clientId, int pending, double seconds);
 
