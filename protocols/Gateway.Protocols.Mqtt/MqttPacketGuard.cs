@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using Gateway.Mqtt;
 
 namespace Gateway.Protocols.Mqtt;
 
@@ -164,37 +165,20 @@ internal sealed partial class MqttPacketGuard : PipeReader, IDuplexPipe
 
             var reader = new SequenceReader<byte>(buffer.Slice(offset));
             reader.TryRead(out var typeByte);
-            long remaining = 0;
-            var headerLength = 1;
-            var multiplier = 1;
-            var headerComplete = true;
-            byte next;
-            do
+            var header = MqttVarInt.TryRead(ref reader, out var remaining);
+            if (header == VarIntStatus.Incomplete)
             {
-                if (!reader.TryRead(out next))
-                {
-                    headerComplete = false; // fixed header not complete yet
-                    break;
-                }
-
-                if (headerLength == 5)
-                {
-                    Refuse(offset, GuardViolation.MalformedLength, 0);
-                    break;
-                }
-
-                remaining += (next & 0x7F) * (long)multiplier;
-                multiplier *= 128;
-                headerLength++;
+                break; // fixed header not complete yet
             }
-            while ((next & 0x80) != 0);
 
-            if (!headerComplete || Violation != GuardViolation.None)
+            if (header == VarIntStatus.Malformed)
             {
+                Refuse(offset, GuardViolation.MalformedLength, 0);
                 break;
             }
 
-            var packetLength = headerLength + remaining;
+            var headerLength = (int)reader.Consumed;
+            var packetLength = headerLength + (long)remaining;
             if (_packets == 0 && (typeByte >> 4) == 1)
             {
                 ReadProtocolLevel(reader);

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Unicode;
+using Gateway.Mqtt;
 
 namespace Gateway.Protocols.Mqtt;
 
@@ -330,26 +331,8 @@ internal static class MqttPacketRules
         return true;
     }
 
-    // Section 1.5.5: at most four bytes, seven bits each, least significant first.
-    private static bool TryReadVarInt(ref SequenceReader<byte> reader, out int value)
-    {
-        value = 0;
-        for (var i = 0; i < 4; i++)
-        {
-            if (!reader.TryRead(out var next))
-            {
-                return false;
-            }
-
-            value |= (next & 0x7F) << (7 * i);
-            if ((next & 0x80) == 0)
-            {
-                return true;
-            }
-        }
-
-        return false;
-    }
+    private static bool TryReadVarInt(ref SequenceReader<byte> reader, out int value) =>
+        MqttVarInt.TryRead(ref reader, out value) == VarIntStatus.Complete;
 
     private static bool TryAdvance(this ref SequenceReader<byte> reader, long count)
     {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
+using Gateway.Mqtt;
 using MQTTnet;
 using MQTTnet.Adapter;
 using MQTTnet.Channel;
@@ -388,24 +389,11 @@ internal sealed class CheckedInput(int bufferSize, int maxPacketSize, bool mqtt5
     // An MQTT fixed header: the type byte and one to four bytes of remaining length.
     private static bool TryReadFixedHeader(ReadOnlySpan<byte> bytes, out int headerLength, out long bodyLength)
     {
-        headerLength = 0;
-        bodyLength = 0;
-        for (var i = 1; i <= 4; i++)
-        {
-            if (i >= bytes.Length)
-            {
-                return false;
-            }
-
-            bodyLength |= (long)(bytes[i] & 0x7F) << (7 * (i - 1));
-            if ((bytes[i] & 0x80) == 0)
-            {
-                headerLength = i + 1;
-                return true;
-            }
-        }
-
-        throw new MqttProtocolViolationException("The broker sent a packet whose remaining length is longer than four bytes.");
+        var status = MqttVarInt.TryReadFixedHeader(bytes, out var remaining, out headerLength);
+        bodyLength = remaining;
+        return status == VarIntStatus.Malformed
+            ? throw new MqttProtocolViolationException("The broker sent a packet whose remaining length is longer than four bytes.")
+            : status == VarIntStatus.Complete;
     }
 }
 
