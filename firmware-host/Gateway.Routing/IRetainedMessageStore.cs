@@ -1,8 +1,9 @@
 namespace Gateway.Routing;
 
 /// <summary>
-/// Durable last-value-per-topic storage for retained messages (MQTT retain), keyed by the
-/// protocol's topic (any length the protocol allows). Implemented by the message store.
+/// Durable last-value-per-key records: one message per key, kept across restarts. The store
+/// implements it without knowing what the keys mean; the MQTT endpoint keeps its retained
+/// messages in it, keyed by topic (any length the protocol allows), and owns their rules.
 /// </summary>
 public interface IRetainedMessageStore
 {

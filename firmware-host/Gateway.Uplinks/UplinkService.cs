@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
+using Gateway.Mqtt;
 using Gateway.Routing;
 using Gateway.Uplinks.Mqtt;
 using Microsoft.Extensions.Hosting;

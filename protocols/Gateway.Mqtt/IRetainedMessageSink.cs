@@ -1,4 +1,6 @@
-namespace Gateway.Routing;
+using Gateway.Routing;
+
+namespace Gateway.Mqtt;
 
 /// <summary>
 /// Where a message becomes the retained message of its MQTT topic for local subscribers, as a

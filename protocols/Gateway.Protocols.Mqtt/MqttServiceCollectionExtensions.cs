@@ -1,3 +1,4 @@
+using Gateway.Mqtt;
 using Gateway.Routing;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
