@@ -12,9 +12,10 @@ namespace Gateway.Protocols.Mqtt;
 /// <see cref="PendingLimit"/> packets queued and is still reading, the delivery pump waits, so
 /// the adapter's queue fills and its flow limit makes publishers wait in turn (TCP for QoS 0,
 /// later PUBACKs for QoS 1). Nothing is dropped for it.</item>
-/// <item>A subscriber that stays that far behind for <see cref="StallTime"/> (reading slowly, or
-/// not at all) is left behind: the pump no longer waits for it, so one slow reader never holds
-/// the others to its pace. Its messages queue in its session, up to
+/// <item>A subscriber that stays that far behind for <see cref="StallTime"/> and reads fewer than
+/// half the limit's worth of messages in that time (a slow link, or not reading at all) is left
+/// behind: the pump no longer waits for it, so one slow reader never holds the others to its
+/// pace. Its messages queue in its session, up to
 /// <c>Mqtt:MaxPendingMessagesPerClient</c> (beyond which MQTTnet drops the oldest) and within
 /// the memory budget. It paces publishers again once it has caught up to half the limit.</item>
 /// <item>Offline persistent sessions and subscribers left behind are charged to the memory
@@ -119,6 +120,7 @@ internal sealed class SubscriberFlow(SessionMemory memory, MqttCounters counters
     {
         private readonly Lock _sync = new();
         private int _pending;
+        private long _sent;
         private long _lastSent = Environment.TickCount64;
         private bool _behind;
         private TaskCompletionSource? _waiter;
@@ -154,6 +156,7 @@ internal sealed class SubscriberFlow(SessionMemory memory, MqttCounters counters
                 _pending = Math.Max(0, _pending - 1);
                 if (sent)
                 {
+                    _sent++;
                     _lastSent = Environment.TickCount64;
                 }
 
@@ -182,19 +185,33 @@ internal sealed class SubscriberFlow(SessionMemory memory, MqttCounters counters
             }
         }
 
-        // Bounded: if the client does not catch up within the stall time, carry on without it.
+        // Bounded: a client that reads fewer than half the limit's worth of messages in a stall
+        // time (a slow link, or none at all) is left behind. One that reads faster but was
+        // starved of CPU for a moment is still keeping up, and is waited for again.
         private async Task WaitAsync(Task caughtUp)
         {
-            if (await Task.WhenAny(caughtUp, Task.Delay(StallTime)) == caughtUp)
-            {
-                return;
-            }
-
+            long sentBefore;
             lock (_sync)
             {
-                if (!caughtUp.IsCompleted)
+                sentBefore = _sent;
+            }
+
+            while (await Task.WhenAny(caughtUp, Task.Delay(StallTime)) != caughtUp)
+            {
+                lock (_sync)
                 {
-                    FallBehindLocked();
+                    if (caughtUp.IsCompleted)
+                    {
+                        return;
+                    }
+
+                    if (_sent - sentBefore < PendingLimit / 2)
+                    {
+                        FallBehindLocked();
+                        return;
+                    }
+
+                    sentBefore = _sent;
                 }
             }
         }

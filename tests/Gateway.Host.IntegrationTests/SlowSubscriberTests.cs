@@ -43,7 +43,18 @@ public sealed class SlowSubscriberTests
             var missing = seen.Length;
             while (missing > 0)
             {
-                var message = await healthy.ReceiveAsync();
+                MqttApplicationMessage message;
+                try
+                {
+                    message = await healthy.ReceiveAsync();
+                }
+                catch (TimeoutException)
+                {
+                    var warnings = gateway.Logs.Entries.Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Warning).Take(20).Select(e => $"{e.EventId.Id} {e.Message}");
+                    Assert.Fail($"{missing} acknowledged messages never reached a healthy subscriber; warnings logged:\n" + string.Join("\n", warnings));
+                    throw;
+                }
+
                 var index = IndexOf(message);
                 if (!seen[index])
                 {
