@@ -40,6 +40,7 @@ public sealed partial class HostProcessTests
     [InlineData("--Storage:DataDirectory=/etc/hostname", "Storage:DataDirectory")]
     [InlineData("--Storage:Durability=sometimes", "Storage:Durability")]
     [InlineData("--Storage:MinFreeMegabytes=-1", "Storage:MinFreeMegabytes")]
+    [InlineData("--Memory:BudgetMegabytes=-1", "Memory:BudgetMegabytes")]
     [InlineData("--Uplinks:cloud:Endpoints:0=http://nowhere", "Uplinks:cloud:Endpoints:0")]
     [InlineData("--Uplinks:cloud:Protocol=carrier-pigeon", "Uplinks:cloud:Protocol")]
     [InlineData("--Uplinks:cloud:Endpoints:0=mqtt://127.0.0.1:1 --Uplinks:cloud:MaxPacketSize=10", "Uplinks:cloud:MaxPacketSize must be between 64 and 268435455 bytes")]
