@@ -187,6 +187,13 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
                 Counters.OnSent();
                 _flow.OnPublishSent(e, publish);
                 break;
+            case MQTTnet.Packets.MqttSubAckPacket { ReasonCodes.Count: 0 }:
+                // MQTT-3.8.3-3: a SUBSCRIBE with no topic filter is malformed, and MQTTnet cannot
+                // encode its empty SUBACK (its send loop would fault). The packet guard refuses the
+                // plain form; one MQTTnet's lenient decoder reads as empty ends here the same way.
+                e.ProcessPacket = false;
+                _ = DisconnectAsync(e.ClientId, MqttDisconnectReasonCode.ProtocolError);
+                break;
             case MQTTnet.Packets.MqttConnAckPacket connAck:
                 // MQTT 5.0 section 3.2.2.3.6: tell clients the limit the packet guard enforces.
                 connAck.MaximumPacketSize = (uint)_options.MaxPacketSize;
@@ -239,11 +246,11 @@ public sealed partial class MqttAdapter : IHostedService, IRetainedMessageSink, 
         }
     }
 
-    private async Task DisconnectAsync(string clientId)
+    private async Task DisconnectAsync(string clientId, MqttDisconnectReasonCode reason = MqttDisconnectReasonCode.UnspecifiedError)
     {
         try
         {
-            await Server.DisconnectClientAsync(clientId, new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.UnspecifiedError });
+            await Server.DisconnectClientAsync(clientId, new MqttServerClientDisconnectOptions { ReasonCode = reason });
         }
         catch (Exception ex) when (ex is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or OperationCanceledException)
         {
